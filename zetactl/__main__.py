@@ -1,0 +1,3 @@
+from zetactl.cli.app import main
+
+main()

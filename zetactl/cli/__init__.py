@@ -1,0 +1,1 @@
+"""The typer CLI: thin commands that parse options, call one core function and map errors to exits."""

@@ -1,0 +1,67 @@
+"""zetactl's command line. Every command is thin: parse, call one core function, map the result."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from zetactl.cli import deploy as deploy_cmd
+from zetactl.cli import inventory as inventory_cmd
+from zetactl.cli import lab as lab_cmd
+from zetactl.cli import node as node_cmd
+from zetactl.cli import runs as runs_cmd
+from zetactl.cli.common import err
+from zetactl.errors import ExitCode, ZetaError
+
+_started = False  # set once a command body runs: a usage error before that exits BAD_INPUT
+
+
+def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Domain errors become a one-line message and their documented exit code (never a traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _started
+        _started = True
+        try:
+            return command(*args, **kwargs)
+        except ZetaError as exc:
+            err(f"error: {exc}")
+            raise typer.Exit(int(exc.exit_code)) from None
+
+    return wrapper
+
+
+def register(target: typer.Typer, name: str, command: Callable[..., Any]) -> None:
+    target.command(name)(guarded(command))
+
+
+# Pretty tracebacks print local variables, which may hold secrets: never.
+app = typer.Typer(
+    name="zetactl",
+    help="Operate a fleet of NixOS machines over SSH.\n\nExample: zetactl lab up 10 && "
+         "zetactl deploy playbooks/site.yml -i ~/.local/state/zetactl/lab/inventory.yml",
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+)
+register(app, "deploy", deploy_cmd.deploy)
+register(app, "plan", deploy_cmd.plan)
+register(app, "run", deploy_cmd.run)
+for module, name in ((inventory_cmd, "inventory"), (runs_cmd, "runs"), (lab_cmd, "lab"), (node_cmd, "node")):
+    group = typer.Typer(help=module.__doc__, no_args_is_help=True)
+    for command_name, command in module.COMMANDS.items():
+        register(group, command_name, command)
+    app.add_typer(group, name=name)
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code == 2 and not _started:  # typer's usage errors exit 2, which means "failed" here
+            sys.exit(ExitCode.BAD_INPUT)
+        raise

@@ -1,0 +1,92 @@
+"""A local fleet of real OpenSSH servers on loopback that behave like NixOS nodes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tabulate import tabulate
+
+from zetactl.cli.common import FormatOpt, check_format, err
+from zetactl.lab import Lab
+from zetactl.paths import default_lab_dir
+from zetactl.report import print_json
+
+DirOpt = Annotated[Path | None, typer.Option("--dir", help="Lab directory (default: $ZETACTL_HOME/lab, "
+                                             "i.e. ~/.local/state/zetactl/lab).", show_default=False)]
+NodeArg = Annotated[str, typer.Argument(help="Lab node name, e.g. lab-003.")]
+
+
+def _lab(directory: Path | None) -> Lab:
+    return Lab(directory or default_lab_dir())
+
+
+def up(count: Annotated[int, typer.Argument(help="Number of nodes.", min=1)] = 10, directory: DirOpt = None,
+       timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every sshd.")] = 120.0) -> None:
+    """Start (or resize to) COUNT nodes; writes DIR/inventory.yml and DIR/known_hosts.
+
+    Example: zetactl lab up 10 && zetactl inventory list -i ~/.local/state/zetactl/lab/inventory.yml
+    """
+    lab = _lab(directory)
+    nodes = lab.up(count, timeout=timeout)
+    err(f"lab: {len(nodes)} nodes up in {lab.dir}\n  inventory:   {lab.inventory}\n  known_hosts: {lab.known_hosts}")
+
+
+def down(directory: DirOpt = None) -> None:
+    """Stop every node this lab started (by pid); node files stay for the next `lab up`.
+
+    Example: zetactl lab down
+    """
+    stopped = _lab(directory).down()
+    err(f"lab: stopped {stopped} nodes")
+
+
+def status(directory: DirOpt = None, output_format: FormatOpt = "table") -> None:
+    """Show each node: address, role group, pid, running/frozen/stopped.
+
+    Example: zetactl lab status --format json
+    """
+    check_format(output_format)
+    nodes = _lab(directory).nodes()
+    rows = [{"node": n.name, "address": n.address, "group": n.group, "pid": n.pid, "state": n.state()} for n in nodes]
+    if output_format == "json":
+        print_json(sys.stdout, rows)
+    else:
+        sys.stdout.write(tabulate([list(r.values()) for r in rows], headers=["node", "address", "group", "pid",
+                                                                              "state"]) + "\n")
+        if not rows:
+            err("lab: no nodes (zetactl lab up N)")
+
+
+def stop(node: NodeArg, directory: DirOpt = None) -> None:
+    """Fault: stop a node's sshd (the machine is down). Example: zetactl lab stop lab-003"""
+    _lab(directory).stop_node(node)
+
+
+def start(node: NodeArg, directory: DirOpt = None) -> None:
+    """Start a stopped node (a reboot: /run and /tmp are fresh). Example: zetactl lab start lab-003"""
+    _lab(directory).start_node(node)
+
+
+def freeze(node: NodeArg, directory: DirOpt = None) -> None:
+    """Fault: SIGSTOP the node (TCP connects, then silence). Example: zetactl lab freeze lab-003"""
+    _lab(directory).freeze(node)
+
+
+def thaw(node: NodeArg, directory: DirOpt = None) -> None:
+    """Undo freeze. Example: zetactl lab thaw lab-003"""
+    _lab(directory).thaw(node)
+
+
+def rekey(node: NodeArg, directory: DirOpt = None) -> None:
+    """Fault: give the node a new host key (a reinstall); known_hosts keeps the old pin.
+
+    Example: zetactl lab rekey lab-003
+    """
+    key = _lab(directory).rekey(node)
+    err(f"lab: {node} has a new host key: {key.split()[0]} {key.split()[1][:24]}...")
+
+
+COMMANDS = {"up": up, "down": down, "status": status, "stop": stop, "start": start, "freeze": freeze, "thaw": thaw, "rekey": rekey}

@@ -1,0 +1,122 @@
+"""Fan out over the fleet: one coroutine per host under a bound, in waves, with a failure budget.
+
+Exceptions become outcomes (a host is never "lost"); the result is the map host -> outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from zetactl.engine.host import HostRun, Listener, Resume, RunSettings
+from zetactl.engine.outcome import HostOutcome
+from zetactl.errors import BadInput
+from zetactl.journal import Journal
+from zetactl.plan import HostPlan
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    forks: int = 100
+    serial: tuple[str, ...] = ()  # wave sizes: "5", "10%", ramps like ("1", "10%", "50%")
+    max_fail: str | None = None  # failure budget across the run: "3" hosts or "10%"
+
+
+def parse_amount(text: str, total: int, what: str) -> int:
+    text = text.strip()
+    try:
+        if text.endswith("%"):
+            percent = float(text[:-1])
+            if not 0 <= percent <= 100:
+                raise ValueError
+            return max(1, math.ceil(total * percent / 100)) if what == "--serial" else math.floor(total * percent / 100)
+        value = int(text)
+        if value < 0 or (what == "--serial" and value == 0):
+            raise ValueError
+        return value
+    except ValueError:
+        raise BadInput(f"{what}: expected a count or a percentage, not {text!r}") from None
+
+
+def make_waves(hosts: Sequence[str], serial: Sequence[str]) -> list[list[str]]:
+    if not serial:
+        return [list(hosts)] if hosts else []
+    sizes = [parse_amount(s, len(hosts), "--serial") for s in serial]
+    waves: list[list[str]] = []
+    position = 0
+    index = 0
+    while position < len(hosts):
+        size = sizes[min(index, len(sizes) - 1)]
+        waves.append(list(hosts[position : position + size]))
+        position += size
+        index += 1
+    return waves
+
+
+async def run_fleet(plans: Sequence[HostPlan], settings: RunSettings, fleet: FleetSettings, journal: Journal,
+                    resume: dict[str, Resume], listener: Listener | None = None,
+                    host_listener: Callable[[HostOutcome], None] | None = None) -> tuple[dict[str, HostOutcome], bool]:
+    """Run every host; returns (outcomes in plan order, interrupted)."""
+    by_name = {p.host.name: p for p in plans}
+    waves = make_waves(list(by_name), fleet.serial)
+    budget = parse_amount(fleet.max_fail, len(by_name), "--max-fail") if fleet.max_fail else None
+    outcomes: dict[str, HostOutcome] = {}
+    semaphore = asyncio.Semaphore(max(1, fleet.forks))
+    interrupted = False
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[HostOutcome]] = set()
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        interrupted = True
+        for task in tasks:
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupt)
+
+    async def one(name: str) -> HostOutcome:
+        async with semaphore:
+            if interrupted:
+                return HostOutcome(name, status="interrupted", error="interrupted before it started")
+            outcome = await HostRun(by_name[name], settings, journal, resume.get(name, Resume()), listener).run()
+            if host_listener is not None:
+                host_listener(outcome)
+            return outcome
+
+    try:
+        for number, wave in enumerate(waves, 1):
+            if interrupted:
+                break
+            journal.append({"event": "wave", "wave": number, "hosts": wave})
+            task_list = [asyncio.create_task(one(name)) for name in wave]
+            tasks = set(task_list)
+            results = await asyncio.gather(*task_list, return_exceptions=True)
+            for name, result in zip(wave, results, strict=True):
+                outcomes[name] = _outcome(name, result)
+            failed = sum(1 for o in outcomes.values() if o.status in ("failed", "unreachable"))
+            if budget is not None and failed > budget and number < len(waves):
+                journal.append({"event": "budget-exceeded", "failed": failed, "budget": budget})
+                for rest in waves[number:]:
+                    for name in rest:
+                        outcomes[name] = HostOutcome(name, status="not-run",
+                                                     error=f"failure budget exceeded ({failed} > {budget})")
+                break
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    for name in by_name:
+        outcomes.setdefault(name, HostOutcome(name, status="interrupted" if interrupted else "not-run"))
+    return {name: outcomes[name] for name in by_name}, interrupted
+
+
+def _outcome(name: str, result: HostOutcome | BaseException) -> HostOutcome:
+    if isinstance(result, HostOutcome):
+        return result
+    if isinstance(result, asyncio.CancelledError):
+        return HostOutcome(name, status="interrupted", error="interrupted")
+    # A bug in a step or the engine must not take the fleet down: it is this host's failure.
+    return HostOutcome(name, status="failed", error=f"internal error: {type(result).__name__}: {result}")

@@ -1,0 +1,298 @@
+"""One host's run: lock, probe, decide, apply, verify, record, over one SSH connection.
+
+Each step moves through the table in states.py; every move is journaled. Probes for all steps go
+in one round trip; consecutive changes go in one apply+verify round trip; a change that may make
+a later probe stale (same path, or a command) flushes the batch and re-probes what follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncssh
+
+from zetactl.engine import remote
+from zetactl.engine.outcome import HostOutcome, StepRecord
+from zetactl.engine.states import State, check_transition
+from zetactl.journal import Journal
+from zetactl.plan import HostPlan, PlannedStep
+from zetactl.steps import Change, NoChange, Step
+from zetactl.transport import ConnectOptions, Unreachable, connect, run
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    run_id: str
+    playbook: str
+    check: bool = False
+    diff: bool = False
+    timeout: float = 600.0  # whole-host deadline
+    lock_timeout: float = 30.0
+    connect: ConnectOptions = field(default_factory=ConnectOptions)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What an earlier attempt of this run finished on this host."""
+
+    done: frozenset[int] = frozenset()
+    notified: frozenset[str] = frozenset()
+
+
+Listener = Callable[[str, StepRecord], None]
+
+
+class StepFailed(Exception):
+    pass
+
+
+def overlaps(a: str, b: str) -> bool:
+    if a == "/" or b == "/":
+        return True
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+class HostRun:
+    def __init__(self, plan: HostPlan, settings: RunSettings, journal: Journal, resume: Resume,
+                 listener: Listener | None = None) -> None:
+        self.plan = plan
+        self.host = plan.host
+        self.settings = settings
+        self.journal = journal
+        self.resume = resume
+        self.listener = listener
+        self.outcome = HostOutcome(plan.host.name)
+        self.notified: set[str] = set(resume.notified)
+        self.records: dict[int, StepRecord] = {}
+        for key, planned in self._all_steps():
+            record = StepRecord(key, planned.name, planned.decl.kind, planned.decl.handler)
+            self.records[key] = record
+        self.outcome.steps = list(self.records.values())
+
+    def _all_steps(self) -> list[tuple[int, PlannedStep]]:
+        steps = list(enumerate(self.plan.steps))
+        offset = len(self.plan.steps)
+        return steps + [(offset + i, h) for i, h in enumerate(self.plan.handlers)]
+
+    # -- the state machine -------------------------------------------------------------------
+    def move(self, record: StepRecord, state: State, detail: str = "") -> None:
+        check_transition(record.state, state)
+        record.state = state
+        event: dict[str, object] = {"host": self.host.name, "step": record.key, "name": record.name,
+                                    "state": str(state)}
+        if detail:
+            event["detail"] = detail
+        self.journal.append(event)
+        if self.listener and state in (State.DONE, State.FAILED, State.SKIPPED, State.BLOCKED):
+            self.listener(self.host.name, record)
+
+    # -- the run -----------------------------------------------------------------------------
+    async def run(self) -> HostOutcome:
+        started = time.monotonic()
+        self.journal.append({"host": self.host.name, "event": "host-start"})
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                await self._run()
+        except TimeoutError:
+            self._stop_everything(f"deadline of {self.settings.timeout:g}s exceeded")
+            self.outcome.status = "unreachable"
+            self.outcome.error = f"host deadline of {self.settings.timeout:g}s exceeded"
+        except LockBusy as exc:
+            self._block([k for k, r in self.records.items() if r.state == State.PENDING and not r.handler])
+            self.outcome.status = "failed"
+            self.outcome.error = str(exc)
+        except Unreachable as exc:
+            self._stop_everything(str(exc))
+            self.outcome.status = "unreachable"
+            self.outcome.error = str(exc)
+        except asyncio.CancelledError:
+            self.outcome.status = "interrupted"
+            self.outcome.error = "interrupted"
+            self.outcome.elapsed = time.monotonic() - started
+            self.journal.append({"host": self.host.name, "event": "host-end", "status": "interrupted"})
+            raise
+        self.outcome.elapsed = time.monotonic() - started
+        self.journal.append({"host": self.host.name, "event": "host-end", "status": self.outcome.status,
+                             **({"error": self.outcome.error} if self.outcome.error else {})})
+        return self.outcome
+
+    def _stop_everything(self, why: str) -> None:
+        """Steps cut off by a lost host: the one in flight fails, the rest stay pending (resumable)."""
+        for record in self.records.values():
+            if record.state in (State.DRIFTED, State.APPLIED, State.PROBED):
+                self.move(record, State.FAILED, why)
+                record.error = why
+
+    async def _run(self) -> None:
+        for key, planned in self._all_steps():
+            record = self.records[key]
+            if key in self.resume.done:
+                record.state = State.DONE
+                record.summary = "done in an earlier attempt of this run"
+            elif planned.step is None and not planned.decl.handler:
+                record.summary = planned.skip_reason or "skipped"
+                self.move(record, State.SKIPPED, record.summary)
+        conn = await connect(self.host, self.settings.connect)
+        async with conn:
+            lock = None if self.settings.check else await self._lock(conn)
+            try:
+                ok = await self._process(conn, [(k, p) for k, p in enumerate(self.plan.steps)])
+                if ok:
+                    handlers = [(k, p) for k, p in self._all_steps()[len(self.plan.steps):]
+                                if p.name in self.notified]
+                    for key, planned in self._all_steps()[len(self.plan.steps):]:
+                        if planned.name not in self.notified and key not in self.resume.done:
+                            self.move(self.records[key], State.SKIPPED, "not notified")
+                    ok = await self._process(conn, handlers)
+                self._finish_status()
+            finally:
+                if lock is not None:
+                    await self._release(lock)
+
+    def _finish_status(self) -> None:
+        records = self.records.values()
+        if any(r.state == State.FAILED for r in records):
+            self.outcome.status = "failed"
+            failed = next(r for r in records if r.state == State.FAILED)
+            self.outcome.error = f"{failed.name}: {failed.error}"
+        elif any(r.changed for r in records):
+            self.outcome.status = "changed"
+        else:
+            self.outcome.status = "ok"
+
+    async def _process(self, conn: asyncssh.SSHClientConnection, items: Sequence[tuple[int, PlannedStep]]) -> bool:
+        todo = [(k, p.step) for k, p in items if p.step is not None and k not in self.resume.done]
+        if not todo:
+            return True
+        observed = await self._probe(conn, todo)
+        batch: list[tuple[int, Step, Change]] = []
+        dirty: list[str] = []
+        barrier = False
+        for position, (key, step) in enumerate(todo):
+            assert step is not None
+            record = self.records[key]
+            if batch and (barrier or any(overlaps(p, d) for p in step.touches() for d in dirty)):
+                if not await self._flush(conn, batch):
+                    self._block([k for k, _ in todo[position:]])
+                    return False
+                batch, dirty, barrier = [], [], False
+                observed.update(await self._probe(conn, todo[position:]))
+            self.move(record, State.PROBED)
+            decision = step.decide(observed.get(key, {}))
+            if isinstance(decision, NoChange):
+                record.summary = decision.reason
+                self.move(record, State.SATISFIED, decision.reason)
+                self.move(record, State.DONE)
+                continue
+            record.summary = decision.summary
+            record.diff = decision.diff
+            self.move(record, State.DRIFTED, decision.summary)
+            if self.settings.check:
+                record.changed = True
+                self._notify(key)
+                self.move(record, State.DONE, "check mode: not changed")
+                continue
+            batch.append((key, step, decision))
+            dirty.extend(step.touches())
+            barrier = barrier or step.barrier
+        if batch and not await self._flush(conn, batch):
+            return False
+        return True
+
+    def _notify(self, key: int) -> None:
+        planned = self._all_steps()[key][1]
+        for name in planned.decl.notify:
+            if name not in self.notified:
+                self.notified.add(name)
+                self.journal.append({"host": self.host.name, "step": key, "event": "notify", "handler": name})
+
+    def _block(self, keys: Sequence[int]) -> None:
+        for key in keys:
+            record = self.records[key]
+            if record.state in (State.PENDING, State.DRIFTED):
+                self.move(record, State.BLOCKED, "an earlier step failed")
+
+    async def _probe(self, conn: asyncssh.SSHClientConnection, todo: Sequence[tuple[int, Step | None]]
+                     ) -> dict[int, dict[str, str]]:
+        steps = [(k, s) for k, s in todo if s is not None]
+        result = await run(conn, "sh", remote.probe_script(steps))
+        if result.exit_status not in (0, None):
+            raise Unreachable(f"probe script failed with exit {result.exit_status}: {str(result.stderr)[-300:]}")
+        return remote.parse_probe(str(result.stdout))
+
+    async def _flush(self, conn: asyncssh.SSHClientConnection, batch: Sequence[tuple[int, Step, Change]]) -> bool:
+        result = await run(conn, "sh", remote.apply_script(batch))
+        results = remote.parse_apply(str(result.stdout))
+        ok = True
+        for key, step, _change in batch:
+            record = self.records[key]
+            outcome = results.get(key)
+            if not ok or outcome is None or outcome.rc is None:
+                if ok:  # the script died before reaching this step
+                    record.error = f"apply did not complete (exit {result.exit_status}): {str(result.stderr)[-300:]}"
+                    self.move(record, State.FAILED, record.error)
+                    ok = False
+                else:
+                    self.move(record, State.BLOCKED, "an earlier step failed")
+                continue
+            if outcome.rc != 0:
+                record.error = tail(outcome.output) or f"exit {outcome.rc}"
+                self.move(record, State.FAILED, f"exit {outcome.rc}: {record.error}")
+                ok = False
+                continue
+            self.move(record, State.APPLIED)
+            problem = step.verify(outcome.observed, outcome.output)
+            if problem:
+                record.error = problem
+                self.move(record, State.FAILED, problem)
+                ok = False
+                continue
+            record.changed = True
+            self._notify(key)
+            self.move(record, State.VERIFIED)
+            self.move(record, State.DONE)
+        return ok
+
+    # -- the host lock and the marker --------------------------------------------------------
+    async def _lock(self, conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientProcess[str]:
+        owner = f"run {self.settings.run_id} from {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        try:
+            process = await conn.create_process(remote.lock_command(self.settings.lock_timeout, owner))
+            line = await process.stdout.readline()
+        except (OSError, asyncssh.Error) as exc:
+            raise Unreachable(f"connection lost: {exc}") from None
+        if line.strip() != "locked":
+            await process.wait()
+            holder = (await process.stderr.read()).strip()
+            message = (f"host is locked by another controller ({holder or 'unknown holder'}); "
+                       f"waited {self.settings.lock_timeout:g}s")
+            for record in self.records.values():
+                if record.state == State.PENDING and not record.handler:
+                    record.error = message
+                    self.move(record, State.FAILED, message)
+                    break
+            raise LockBusy(message)
+        self.journal.append({"host": self.host.name, "event": "locked"})
+        return process
+
+    async def _release(self, process: asyncssh.SSHClientProcess[str]) -> None:
+        marker = (f"run_id={self.settings.run_id}\nplaybook={self.settings.playbook}\n"
+                  f"outcome={self.outcome.status}\nfinished={int(time.time())}\nend\n")
+        try:
+            process.stdin.write(marker)
+            process.stdin.write_eof()
+            await asyncio.wait_for(process.wait(), 10)
+        except (OSError, asyncssh.Error, TimeoutError):
+            pass  # the lock goes with the connection anyway
+
+
+class LockBusy(Exception):
+    pass
+
+
+def tail(text: str, lines: int = 8) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])

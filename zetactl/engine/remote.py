@@ -1,0 +1,98 @@
+"""Remote scripts the engine sends: batched probes, batched apply+verify, and the host lock.
+
+Every script goes to `sh` on stdin (never on the command line), and its output is framed with the
+ASCII record separator so many steps share one round trip.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from zetactl.steps import Change, Step
+from zetactl.steps.probes import PRELUDE
+
+RS = "\x1e"
+STATE_DIR = "/var/lib/zeta/state"
+LOCK_FILE = f"{STATE_DIR}/lock"
+MARKER = f"{STATE_DIR}/last-run"
+LOCK_BUSY = 75
+
+
+def probe_script(items: Sequence[tuple[int, Step]]) -> str:
+    parts = [PRELUDE]
+    for key, step in items:
+        parts.append(f"printf '\\036P {key}\\n'\n( {step.probe_script()}\n) </dev/null 2>/dev/null")
+    return "\n".join(parts) + "\n"
+
+
+def parse_probe(stdout: str) -> dict[int, dict[str, str]]:
+    result: dict[int, dict[str, str]] = {}
+    for record in stdout.split(RS)[1:]:
+        header, _, body = record.partition("\n")
+        tag, _, key = header.partition(" ")
+        if tag != "P":
+            continue
+        observed: dict[str, str] = {}
+        for line in body.splitlines():
+            name, _, value = line.partition(" ")
+            if name and name not in observed:
+                observed[name] = value
+        result[int(key)] = observed
+    return result
+
+
+@dataclass
+class ApplyResult:
+    rc: int | None = None  # None: not reached (an earlier change in the batch failed)
+    output: str = ""
+    observed: dict[str, str] = field(default_factory=dict)
+
+
+def apply_script(batch: Sequence[tuple[int, Step, Change]]) -> str:
+    """Apply each change in order, stop at the first failure, re-probe each applied step (verify)."""
+    parts = [PRELUDE]
+    for key, step, change in batch:
+        parts.append(
+            f"printf '\\036A {key}\\n'\n( set -e\n{change.script}\n) </dev/null 2>&1\nzr=$?\n"
+            f"printf '\\n\\036R {key} %d\\n' \"$zr\"\n[ \"$zr\" -eq 0 ] || exit 0\n"
+            f"printf '\\036V {key}\\n'\n( {step.probe_script()}\n) </dev/null 2>/dev/null"
+        )
+    return "\n".join(parts) + "\n"
+
+
+def parse_apply(stdout: str) -> dict[int, ApplyResult]:
+    results: dict[int, ApplyResult] = {}
+    for record in stdout.split(RS)[1:]:
+        header, _, body = record.partition("\n")
+        fields = header.split()
+        if len(fields) < 2:
+            continue
+        tag, key = fields[0], int(fields[1])
+        result = results.setdefault(key, ApplyResult())
+        if tag == "A":
+            result.output = body.rstrip("\n")
+        elif tag == "R" and len(fields) == 3:
+            result.rc = int(fields[2])
+        elif tag == "V":
+            result.observed = parse_probe(f"{RS}P {key}\n{body}")[key]
+    return results
+
+
+def lock_command(wait: float, owner: str) -> str:
+    """Hold the host lock for as long as this channel's stdin is open, then record the marker.
+
+    flock is released by the kernel when the process ends, so a controller that dies (even by
+    SIGKILL) never leaves a stale lock. On release the controller sends the marker text ending in
+    a line `end`; a cut connection leaves the old marker in place.
+    """
+    tmp = f"{STATE_DIR}/.last-run.tmp"
+    inner = (
+        f"printf '%s\\n' {shlex.quote(owner)} > {STATE_DIR}/lock.owner; echo locked; "
+        f"cat > {tmp}; if [ \"$(tail -n 1 {tmp})\" = end ]; then mv -f {tmp} {MARKER}; else rm -f {tmp}; fi"
+    )
+    return (
+        f"mkdir -p {STATE_DIR} && flock -w {wait:g} -E {LOCK_BUSY} {LOCK_FILE} sh -c {shlex.quote(inner)}"
+        f" || {{ rc=$?; [ $rc -eq {LOCK_BUSY} ] && cat {STATE_DIR}/lock.owner >&2; exit $rc; }}"
+    )

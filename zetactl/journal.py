@@ -1,0 +1,101 @@
+"""The run journal: every state transition of every step, appended to a local JSON-lines file.
+
+runs/<run_id>/meta.json     what was run (playbook, inventory, selection): the inputs of --resume
+runs/<run_id>/journal.jsonl one event per line, appended with a single write(2) each, so a killed
+                            controller leaves at most one torn last line (skipped when read back)
+runs/<run_id>/result.json   the final map host -> outcome, written when the run ends
+
+Events carry names, states and summaries, never file content or secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zetactl.errors import BadInput
+from zetactl.paths import state_dir
+
+
+def runs_dir() -> Path:
+    return state_dir() / "runs"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+class Journal:
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(run_dir / "journal.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def append(self, event: dict[str, Any]) -> None:
+        event = {"t": round(time.time(), 3), **event}
+        os.write(self._fd, (json.dumps(event, separators=(",", ":")) + "\n").encode())
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    dir: Path
+    meta: dict[str, Any]
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        path = self.dir / "journal.jsonl"
+        if not path.exists():
+            return
+        with path.open() as handle:
+            for line in handle:
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn last line from a killed controller
+
+    def result(self) -> dict[str, Any] | None:
+        path = self.dir / "result.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+
+def create_run(meta: dict[str, Any]) -> tuple[RunRecord, Journal]:
+    run_id = new_run_id()
+    run_dir = runs_dir() / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    write_json(run_dir / "meta.json", {"run_id": run_id, **meta})
+    return RunRecord(run_id, run_dir, meta), Journal(run_dir)
+
+
+def load_run(run_id: str) -> RunRecord:
+    run_dir = runs_dir() / run_id
+    if run_id in ("", ".", "..") or "/" in run_id or not (run_dir / "meta.json").is_file():
+        raise BadInput(f"no run {run_id!r} in {runs_dir()} (see `zetactl runs list`)")
+    return RunRecord(run_id, run_dir, json.loads((run_dir / "meta.json").read_text()))
+
+
+def list_runs() -> list[RunRecord]:
+    base = runs_dir()
+    if not base.is_dir():
+        return []
+    return [load_run(p.name) for p in sorted(base.iterdir()) if (p / "meta.json").is_file()]
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,272 @@
+"""Start, stop and inspect the lab fleet: one namespaced `sshd` per node, tracked by pid."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from zetactl.errors import LabError
+from zetactl.lab.layout import BOOT_SCRIPT, OVERLAID, NodeSpec, new_host_key, node_spec, seed_node, write
+
+BIN_DIR = Path(__file__).parent / "bin"
+FORBIDDEN_ROOTS = tuple(f"/{tree}" for tree in (*OVERLAID, "run"))
+
+
+@dataclass(frozen=True)
+class LabNode:
+    name: str
+    address: str
+    group: str
+    pid: int
+    started: int  # /proc/PID/stat starttime: with the pid, identifies the process we started
+
+    def alive(self) -> bool:
+        return process_start_time(self.pid) == self.started
+
+    def state(self) -> str:
+        if not self.alive():
+            return "stopped"
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return "stopped"
+        line = next((ln for ln in status.splitlines() if ln.startswith("State:")), "")
+        return "frozen" if "T" in line.split()[1:2] else "running"
+
+    def path(self, remote: str) -> Path:
+        """A path as the node sees it, readable from the controller (through /proc/PID/root)."""
+        return Path(f"/proc/{self.pid}/root") / remote.lstrip("/")
+
+
+def process_start_time(pid: int) -> int:
+    """The process's start time in clock ticks, or -1 when it is gone (or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1
+    fields = stat.rsplit(")", 1)[1].split()
+    return -1 if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def check_privileges() -> None:
+    """The lab needs root (mounts, port 22); say clearly what is missing."""
+    if not shutil.which("sshd") and not Path("/usr/sbin/sshd").exists():
+        raise LabError("the lab needs OpenSSH's sshd: apt-get install openssh-server")
+    if not shutil.which("unshare"):
+        raise LabError("the lab needs unshare(1) from util-linux")
+    if os.geteuid() == 0:
+        return
+    userns = Path("/proc/sys/kernel/unprivileged_userns_clone")
+    has_userns = (not userns.exists() or userns.read_text().strip() == "1") and (
+        Path("/proc/sys/user/max_user_namespaces").read_text().strip() not in ("", "0")
+    )
+    if has_userns:
+        raise LabError(
+            "the lab runs its nodes' sshd on port 22 of loopback addresses, which needs root; "
+            "unprivileged user namespaces are available here but not supported yet: run `zetactl lab` as root"
+        )
+    raise LabError(
+        "the lab needs root, or unprivileged user namespaces, and this machine has neither: "
+        "run `zetactl lab` as root (or in a container/VM where you are root)"
+    )
+
+
+class Lab:
+    """A lab directory: nodes/, the operator key, known_hosts, inventory.yml and lab.json."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory.absolute()
+        self.state_file = self.dir / "lab.json"
+        self.known_hosts = self.dir / "known_hosts"
+        self.inventory = self.dir / "inventory.yml"
+        self.operator_key = self.dir / "id_ed25519"
+
+    # -- state -------------------------------------------------------------------------------
+    def nodes(self) -> list[LabNode]:
+        if not self.state_file.exists():
+            return []
+        data = json.loads(self.state_file.read_text())
+        return [LabNode(**entry) for entry in data["nodes"]]
+
+    def node(self, name: str) -> LabNode:
+        for node in self.nodes():
+            if node.name == name:
+                return node
+        raise LabError(f"no lab node named {name!r} in {self.dir}")
+
+    def _save(self, nodes: list[LabNode]) -> None:
+        nodes = sorted(nodes, key=lambda n: n.name)
+        write(self.state_file, json.dumps({"nodes": [asdict(n) for n in nodes]}, indent=1) + "\n")
+
+    # -- up / down ---------------------------------------------------------------------------
+    def up(self, count: int, timeout: float = 60.0) -> list[LabNode]:
+        """Make exactly `count` nodes run: start missing ones, stop extra ones. Idempotent."""
+        if count < 1:
+            raise LabError("a lab needs at least one node")
+        if count > 2000:
+            raise LabError("a lab has at most 2000 nodes")
+        check_privileges()
+        if str(self.dir).startswith(FORBIDDEN_ROOTS):
+            raise LabError(f"the lab directory cannot live under {', '.join(FORBIDDEN_ROOTS)}: {self.dir}")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        operator_pub = self._operator_key()
+        wanted = [node_spec(i, count) for i in range(count)]
+        wanted_names = {s.name for s in wanted}
+        current = {n.name: n for n in self.nodes()}
+        for name, node in list(current.items()):
+            if name not in wanted_names:
+                self._stop(node)
+                del current[name]
+        started: list[tuple[NodeSpec, subprocess.Popen[bytes]]] = []
+        for spec in wanted:
+            node = current.get(spec.name)
+            if node and node.alive():
+                continue
+            started.append((spec, self._start(spec, operator_pub)))
+        for spec, proc in started:
+            current[spec.name] = LabNode(
+                spec.name, spec.address, spec.group, proc.pid, process_start_time(proc.pid)
+            )
+        self._save(list(current.values()))
+        self._wait_listening([current[s.name] for s, _ in started], timeout)
+        self._write_known_hosts(wanted)
+        self._write_inventory(wanted)
+        return self.nodes()
+
+    def down(self) -> int:
+        """Stop every node this lab started (by pid and start time); returns how many were running."""
+        stopped = 0
+        for node in self.nodes():
+            stopped += self._stop(node)
+        self._save([])
+        return stopped
+
+    def stop_node(self, name: str) -> None:
+        self._stop(self.node(name))
+
+    def start_node(self, name: str) -> None:
+        """Start a stopped node again (a reboot: /run and /tmp are fresh, /etc /var /nix persist)."""
+        old = self.node(name)
+        if old.alive():
+            return
+        spec = NodeSpec(0, old.name, old.address, old.group)
+        proc = self._start(spec, self._operator_key())
+        new = LabNode(spec.name, spec.address, spec.group, proc.pid, process_start_time(proc.pid))
+        self._save([n for n in self.nodes() if n.name != name] + [new])
+        self._wait_listening([new], 20.0)
+
+    def freeze(self, name: str) -> None:
+        node = self.node(name)
+        if node.alive():
+            os.kill(node.pid, signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        node = self.node(name)
+        if node.alive():
+            os.kill(node.pid, signal.SIGCONT)
+
+    def rekey(self, name: str) -> str:
+        """Give a node a new host key (a reinstalled machine) and restart it; known_hosts is NOT updated."""
+        node = self.node(name)
+        self._stop(node)
+        private, public = new_host_key()
+        ssh_dir = self.dir / "nodes" / name / "upper" / "etc" / "ssh"
+        write(ssh_dir / "ssh_host_ed25519_key", private, 0o600)
+        write(ssh_dir / "ssh_host_ed25519_key.pub", public + b" root@" + name.encode() + b"\n")
+        self.start_node(name)
+        return public.decode()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _operator_key(self) -> bytes:
+        pub_path = self.operator_key.with_suffix(".pub")
+        if not self.operator_key.exists():
+            private, public = new_host_key()
+            write(self.operator_key, private, 0o600)
+            write(pub_path, public + b" zetactl-lab-operator\n")
+        return pub_path.read_bytes().split(b" zetactl-lab-operator")[0].strip()
+
+    def _start(self, spec: NodeSpec, operator_pub: bytes) -> subprocess.Popen[bytes]:
+        node_dir = self.dir / "nodes" / spec.name
+        if not (node_dir / "upper").exists():
+            seed_node(node_dir, spec, operator_pub)
+        log = open(node_dir / "sshd.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            return subprocess.Popen(
+                ["unshare", "--mount", "--uts", "--propagation", "private",
+                 "sh", "-c", BOOT_SCRIPT, "boot", str(node_dir), spec.name, str(BIN_DIR)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )
+        finally:
+            log.close()
+
+    def _stop(self, node: LabNode) -> int:
+        if not node.alive():
+            return 0
+        os.kill(node.pid, signal.SIGCONT)
+        os.kill(node.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while node.alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if node.alive():
+            os.kill(node.pid, signal.SIGKILL)
+        # sshd's per-connection children live in the node's session: end those we started too.
+        try:
+            os.killpg(node.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return 1
+
+    def _wait_listening(self, nodes: list[LabNode], timeout: float) -> None:
+        pending = {n.name: n for n in nodes}
+        deadline = time.monotonic() + timeout
+        while pending:
+            for name, node in list(pending.items()):
+                if not node.alive():
+                    log = self.dir / "nodes" / name / "sshd.log"
+                    tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
+                    raise LabError(f"lab node {name} exited while starting:\n  " + "\n  ".join(tail))
+                try:
+                    with socket.create_connection((node.address, 22), timeout=0.2):
+                        del pending[name]
+                except OSError:
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise LabError(f"lab nodes not listening after {timeout:.0f}s: {', '.join(sorted(pending))}")
+            if pending:
+                time.sleep(0.05)
+
+    def _write_known_hosts(self, specs: list[NodeSpec]) -> None:
+        lines = []
+        for spec in specs:
+            pub = (self.dir / "nodes" / spec.name / "upper/etc/ssh/ssh_host_ed25519_key.pub").read_text()
+            key_type, key = pub.split()[:2]
+            lines.append(f"{spec.address} {key_type} {key}\n")
+        write(self.known_hosts, "".join(lines))
+
+    def _write_inventory(self, specs: list[NodeSpec]) -> None:
+        hosts = {s.name: {"ansible_host": s.address, "zeta_role": s.group.replace("_", "-")} for s in specs}
+        groups: dict[str, dict[str, dict[str, None]]] = {}
+        for spec in specs:
+            groups.setdefault(spec.group, {"hosts": {}})["hosts"][spec.name] = None
+        inventory = {
+            "all": {
+                "vars": {
+                    "ansible_user": "root",
+                    "ansible_port": 22,
+                    "ansible_ssh_private_key_file": str(self.operator_key),
+                    "zeta_known_hosts": str(self.known_hosts),
+                },
+                "children": {"lab": {"hosts": hosts, "children": {g: groups[g] for g in sorted(groups)}}},
+            }
+        }
+        header = "# Written by `zetactl lab up`: the lab fleet, in Ansible's YAML inventory shape.\n"
+        write(self.inventory, header + yaml.safe_dump(inventory, sort_keys=False))

@@ -1,0 +1,35 @@
+"""Playbook models: what the YAML declares, before rendering for any host."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zetactl.steps import Where
+
+
+@dataclass(frozen=True)
+class StepDecl:
+    index: int
+    name: str
+    kind: str
+    args: Mapping[str, Any] = field(repr=False)
+    where: Where
+    when: str | None = None
+    tags: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
+    handler: bool = False
+    loop: Any = None  # a list, or an expression string rendered per host; each item runs as `item`
+
+
+@dataclass(frozen=True)
+class Playbook:
+    path: Path
+    name: str
+    hosts: str
+    vars: Mapping[str, Any] = field(repr=False)
+    steps: tuple[StepDecl, ...]
+    handlers: tuple[StepDecl, ...]
+    digest: str  # sha256 over the playbook and every file it reads: "same inputs" for --resume

@@ -1,0 +1,153 @@
+"""Render a playbook for one host: variables (with their precedence), `when`, values, templates.
+
+Variable precedence, lowest first (the only place it is written):
+    1. the playbook's `vars:` (defaults)
+    2. the inventory: group `all` < other groups (parents before children) < the host
+    3. `-e NAME=VALUE` on the command line
+plus the magic names inventory_hostname, group_names, groups and playbook_dir.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from zetactl.errors import BadInput
+from zetactl.inventory import Host, Inventory
+from zetactl.playbook.model import Playbook, StepDecl
+from zetactl.steps import KINDS, Step, Where
+
+
+WHOLE_EXPRESSION = re.compile(r"^\s*\{\{((?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
+
+
+class Renderer:
+    def __init__(self, playbook: Playbook, inventory: Inventory, extra_vars: Mapping[str, Any],
+                 *, want_content: bool = False) -> None:
+        self.playbook = playbook
+        self.inventory = inventory
+        self.extra_vars = dict(extra_vars)
+        self.want_content = want_content
+        base = playbook.path.parent
+        self.env = ImmutableSandboxedEnvironment(
+            undefined=jinja2.StrictUndefined,
+            loader=jinja2.FileSystemLoader([str(base), str(base / "templates")]),
+            keep_trailing_newline=True,
+            autoescape=False,
+        )
+        self._compiled: dict[str, jinja2.Template] = {}
+        self._groups = {name: inventory.group_hosts(name) for name in inventory.groups}
+
+    # -- variables ---------------------------------------------------------------------------
+    def variables(self, host: Host) -> dict[str, Any]:
+        layers: list[Mapping[str, Any]] = [self.playbook.vars, host.vars, self.extra_vars]
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            merged.update(layer)
+        merged.update(
+            inventory_hostname=host.name,
+            group_names=[g for g in host.groups if g not in ("all", "ungrouped")],
+            groups=self._groups,
+            playbook_dir=str(self.playbook.path.parent),
+        )
+        # Variables may refer to other variables: resolve a few levels, like Ansible does lazily.
+        for _ in range(4):
+            pending = {k: v for k, v in merged.items() if isinstance(v, str) and "{" in v}
+            if not pending:
+                break
+            for key, value in pending.items():
+                try:
+                    merged[key] = self._template(value).render(merged)
+                except jinja2.UndefinedError:
+                    continue  # may resolve on a later pass, or fail where it is used
+                except jinja2.TemplateError as exc:
+                    raise BadInput(f"variable {key!r}: {exc}") from None
+        return merged
+
+    # -- values ------------------------------------------------------------------------------
+    def _template(self, text: str) -> jinja2.Template:
+        compiled = self._compiled.get(text)
+        if compiled is None:
+            compiled = self.env.from_string(text)
+            self._compiled[text] = compiled
+        return compiled
+
+    def render_value(self, value: Any, context: Mapping[str, Any], where: Where, host: str) -> Any:
+        if isinstance(value, str):
+            if "{" not in value:
+                return value
+            try:
+                whole = WHOLE_EXPRESSION.match(value)
+                if whole:  # "{{ x }}" alone keeps x's type (a bool stays a bool)
+                    return self.env.compile_expression(whole.group(1), undefined_to_none=False)(**context)
+                return self._template(value).render(context)
+            except jinja2.UndefinedError as exc:
+                raise where.error(f"undefined variable: {exc.message} (host {host})") from None
+            except jinja2.TemplateSyntaxError as exc:
+                raise where.error(f"template syntax error: {exc.message}") from None
+            except jinja2.TemplateError as exc:
+                raise where.error(f"template error: {exc} (host {host})") from None
+        if isinstance(value, list):
+            return [self.render_value(v, context, where, host) for v in value]
+        if isinstance(value, dict):
+            return {k: self.render_value(v, context, where, host) for k, v in value.items()}
+        return value
+
+    def when(self, decl: StepDecl, context: Mapping[str, Any], host: str) -> bool:
+        if decl.when is None:
+            return True
+        try:
+            expression = self.env.compile_expression(decl.when, undefined_to_none=False)
+            return bool(expression(**context))
+        except jinja2.UndefinedError as exc:
+            raise decl.where.error(f"when: undefined variable: {exc.message} (host {host})") from None
+        except jinja2.TemplateError as exc:
+            raise decl.where.error(f"when: {exc}") from None
+
+    def payload(self, step_cls: type[Step], args: Mapping[str, Any], context: Mapping[str, Any],
+                where: Where, host: str) -> bytes | None:
+        option = step_cls.payload_option
+        ref = args.get(option) if option else None
+        if not isinstance(ref, str):
+            return None
+        base = self.playbook.path.parent
+        candidates = [base / ref, base / "templates" / ref]
+        source = next((p for p in candidates if p.is_file()), None)
+        if source is None:
+            raise where.error(f"{step_cls.kind}: {option} {ref!r} not found next to the playbook")
+        if not step_cls.payload_is_template:
+            return source.read_bytes()
+        try:
+            template = self.env.get_template(source.relative_to(base).as_posix())
+            return template.render(context).encode()
+        except jinja2.TemplateSyntaxError as exc:
+            raise BadInput(f"template syntax error: {exc.message}", file=str(source), line=exc.lineno) from None
+        except jinja2.UndefinedError as exc:
+            line = _template_line(sys.exc_info()[2], source)
+            raise BadInput(f"undefined variable: {exc.message} (host {host}, step at {where.file}:{where.line})",
+                           file=str(source), line=line) from None
+        except jinja2.TemplateError as exc:
+            raise BadInput(f"template error: {exc} (host {host})", file=str(source)) from None
+
+    # -- steps -------------------------------------------------------------------------------
+    def build(self, decl: StepDecl, context: Mapping[str, Any], host: str) -> Step:
+        step_cls = KINDS[decl.kind]
+        args = self.render_value(dict(decl.args), context, decl.where, host)
+        payload = self.payload(step_cls, args, context, decl.where, host)
+        return step_cls(args, decl.where, want_content=self.want_content, payload=payload)
+
+
+def _template_line(tb: TracebackType | None, source: Path) -> int | None:
+    line = None
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename) == source or tb.tb_frame.f_code.co_filename == str(source):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

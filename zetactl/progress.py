@@ -1,0 +1,62 @@
+"""Live progress on stderr: a rich progress bar on a terminal, one line per finished host otherwise."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from zetactl.engine.outcome import HostOutcome, StepRecord
+from zetactl.engine.states import State
+
+
+class RunProgress:
+    def __init__(self, total_hosts: int, total_steps: int, *, enabled: bool = True, stream: TextIO | None = None
+                 ) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.console = Console(file=self.stream)
+        self.live = enabled and self.console.is_terminal
+        self.counts = {"changed": 0, "failed": 0, "unreachable": 0}
+        self.progress: Progress | None = None
+        if self.live:
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), console=self.console,
+            )
+            self.hosts_task = self.progress.add_task("hosts", total=total_hosts, counts="")
+            self.steps_task = self.progress.add_task("steps", total=total_steps, counts="")
+
+    def __enter__(self) -> RunProgress:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def step_done(self, host: str, record: StepRecord) -> None:
+        if self.progress is not None and not record.handler:
+            self.progress.advance(self.steps_task)
+        if record.state == State.FAILED and self.progress is not None:
+            self._line(f"[red]FAILED[/red] {host}: {record.name}: {(record.error.splitlines() or [''])[-1]}")
+
+    def host_done(self, outcome: HostOutcome) -> None:
+        if outcome.status in self.counts:
+            self.counts[outcome.status] += 1
+        if self.progress is not None:
+            text = "  ".join(f"{k} {v}" for k, v in self.counts.items() if v)
+            self.progress.update(self.hosts_task, advance=1, counts=text)
+        elif self.enabled:
+            changed = outcome.count("changed")
+            self._line(f"{outcome.host}: {outcome.status} ({changed} changed, {outcome.count('ok')} ok) "
+                       f"{outcome.elapsed:.2f}s" + (f": {outcome.error}" if outcome.error else ""))
+
+    def _line(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(text, highlight=False)
+        else:
+            self.console.print(text, highlight=False, markup=True, soft_wrap=True)

@@ -1,0 +1,13 @@
+"""Step kinds. A new kind is one module with one Step subclass, registered here."""
+
+from zetactl.steps.base import Change, Decision, NoChange, Observed, Option, Step, Where
+from zetactl.steps.command import Command
+from zetactl.steps.files import Directory, File, LineInFile, Symlink, Template
+from zetactl.steps.systemd import Systemd
+
+KINDS: dict[str, type[Step]] = {
+    cls.kind: cls for cls in (Directory, File, Template, LineInFile, Symlink, Command, Systemd)
+}
+ALIASES = {"lineinfile": "line_in_file"}
+
+__all__ = ["ALIASES", "KINDS", "Change", "Decision", "NoChange", "Observed", "Option", "Step", "Where"]

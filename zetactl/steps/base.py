@@ -1,0 +1,188 @@
+"""What a step kind is: declared options, a probe, a pure decision, an apply fragment, a verify.
+
+A step runs on the node as POSIX sh fragments (NixOS has no Python by default). The engine batches
+the fragments of many steps into one remote script; a step never talks to the connection itself.
+
+    probe_script()      sh that prints `key value` lines describing the current state
+    decide(observed)    pure: NoChange("because ...") or Change(summary, apply script, diff)
+    verify(observed)    after apply, re-probed: None when the desired state now holds
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from zetactl.errors import BadInput
+
+Observed = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Option:
+    types: tuple[type, ...]
+    required: bool = False
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class NoChange:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Change:
+    summary: str
+    script: str = field(repr=False)  # may carry file content: never logged
+    diff: str | None = field(default=None, repr=False)
+
+
+Decision = NoChange | Change
+
+
+@dataclass(frozen=True)
+class Where:
+    file: str
+    line: int
+
+    def error(self, message: str) -> BadInput:
+        return BadInput(message, file=self.file, line=self.line)
+
+
+class Step(ABC):
+    """One rendered step for one host. Subclasses declare `kind` and `options`."""
+
+    kind: ClassVar[str]
+    options: ClassVar[Mapping[str, Option]]
+    barrier: ClassVar[bool] = False  # its apply may change anything: later probes are stale
+
+    # Options naming a controller-side file the renderer reads (or renders) into `payload`.
+    payload_option: ClassVar[str | None] = None
+    payload_is_template: ClassVar[bool] = False
+
+    def __init__(self, args: Mapping[str, Any], where: Where, *, want_content: bool = False,
+                 payload: bytes | None = None) -> None:
+        self.where = where
+        self.want_content = want_content  # --diff: probe old content so the diff can be shown
+        self.payload = payload
+        self.args = validate_args(self.kind, self.options, args, where)
+        self.setup()
+
+    def setup(self) -> None:  # noqa: B027 - optional hook
+        """Check combinations of options once they are rendered; raise self.where.error()."""
+
+    def target(self) -> str:
+        """What the step manages, for reports (a path, a unit, a command)."""
+        return str(self.args.get("path", ""))
+
+    def touches(self) -> tuple[str, ...]:
+        """Remote paths the apply changes: a later step probing an overlapping path is re-probed."""
+        return (self.target(),)
+
+    @abstractmethod
+    def probe_script(self) -> str: ...
+
+    @abstractmethod
+    def decide(self, observed: Observed) -> Decision: ...
+
+    def verify(self, observed: Observed, apply_output: str) -> str | None:
+        """None when the desired state holds after apply; else what is still wrong."""
+        decision = self.decide(observed)
+        return None if isinstance(decision, NoChange) else f"still differs after apply: {decision.summary}"
+
+
+def validate_args(kind: str, options: Mapping[str, Option], args: Mapping[str, Any], where: Where) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key in args:
+        if key not in options:
+            known = ", ".join(sorted(options))
+            raise where.error(f"{kind}: unknown option {key!r} (known: {known})")
+    for key, option in options.items():
+        if key not in args or args[key] is None:
+            if option.required:
+                raise where.error(f"{kind}: missing required option {key!r}")
+            result[key] = option.default
+            continue
+        value = args[key]
+        if not isinstance(value, option.types) or (isinstance(value, bool) and bool not in option.types):
+            names = " or ".join(t.__name__ for t in option.types)
+            raise where.error(f"{kind}: option {key!r} must be {names}, not {type(value).__name__}")
+        if option.choices and value not in option.choices:
+            raise where.error(f"{kind}: option {key!r} must be one of {', '.join(option.choices)}, not {value!r}")
+        result[key] = value
+    return result
+
+
+# -- helpers shared by step kinds ------------------------------------------------------------
+
+def q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def normalize_mode(value: Any, where: Where, kind: str) -> str | None:
+    """Accept "0644", "644", 0o644 (YAML 0644) and return the 4-digit octal string."""
+    if value is None:
+        return None
+    text = format(value, "o") if isinstance(value, int) else str(value).strip()
+    if not text or len(text) > 4 or any(c not in "01234567" for c in text):
+        raise where.error(f"{kind}: mode must be octal like '0644', not {value!r}")
+    return text.rjust(4, "0")
+
+
+def observed_mode(observed: Observed) -> str:
+    return observed.get("mode", "").rjust(4, "0")
+
+
+def attributes_drift(observed: Observed, mode: str | None, owner: str | None, group: str | None) -> list[str]:
+    changes = []
+    if mode is not None and observed_mode(observed) != mode:
+        changes.append(f"mode {observed_mode(observed)} -> {mode}")
+    if owner is not None and observed.get("owner") != owner:
+        changes.append(f"owner {observed.get('owner')} -> {owner}")
+    if group is not None and observed.get("group") != group:
+        changes.append(f"group {observed.get('group')} -> {group}")
+    return changes
+
+
+def attributes_script(path: str, mode: str | None, owner: str | None, group: str | None) -> str:
+    lines = []
+    if owner is not None or group is not None:
+        lines.append(f"chown -h {q((owner or '') + (':' + group if group else ''))} {q(path)}")
+    if mode is not None:
+        lines.append(f"chmod {mode} {q(path)}")
+    return "\n".join(lines)
+
+
+def write_file_script(path: str, content: bytes, mode: str | None, owner: str | None, group: str | None,
+                      *, keep_attributes: bool = True) -> str:
+    """Write content to a temp file in the same directory, set attributes, then rename into place.
+
+    A reader never sees a half-written file: on any failure (a full disk) the temp file is removed
+    and the old file stays as it was.
+    """
+    encoded = base64.b64encode(content).decode()
+    wrapped = "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    tmp = f'"$(dirname {q(path)})/.$(basename {q(path)}).zeta-tmp.$$"'
+    lines = [
+        f"zt={tmp}",
+        "trap 'rm -f \"$zt\"' EXIT",
+        "umask 077",
+        f"base64 -d > \"$zt\" <<'ZETA_EOF'\n{wrapped}\nZETA_EOF",
+        "sync -d \"$zt\" 2>/dev/null || true",
+    ]
+    if keep_attributes:
+        lines.append(f"if [ -e {q(path)} ]; then chmod --reference={q(path)} \"$zt\"; "
+                     f"chown --reference={q(path)} \"$zt\"; else chmod 0644 \"$zt\"; fi")
+    if owner is not None or group is not None:
+        lines.append(f"chown {q((owner or '') + (':' + group if group else ''))} \"$zt\"")
+    if mode is not None:
+        lines.append(f"chmod {mode} \"$zt\"")
+    lines.append(f"mv -f \"$zt\" {q(path)}")
+    lines.append("trap - EXIT")
+    return "\n".join(lines)

@@ -1,0 +1,267 @@
+"""Filesystem step kinds: directory, file, template, line_in_file, symlink."""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+import re
+from typing import ClassVar
+
+from zetactl.steps.base import (
+    Change,
+    Decision,
+    NoChange,
+    Observed,
+    Option,
+    Step,
+    attributes_drift,
+    attributes_script,
+    normalize_mode,
+    q,
+    write_file_script,
+)
+
+PATH = Option((str,), required=True, help="absolute path on the node")
+MODE = Option((str, int), help="octal mode, e.g. '0644'")
+OWNER = Option((str,), help="user name")
+GROUP = Option((str,), help="group name")
+STATE = Option((str,), default="present", choices=("present", "absent"))
+DIFF_LIMIT = 256 * 1024
+
+
+class PathStep(Step):
+    """Common to steps that manage one absolute path with optional mode/owner/group."""
+
+    def setup(self) -> None:
+        path = self.args["path"]
+        if not path.startswith("/") or "\0" in path or path.rstrip("/") == "":
+            raise self.where.error(f"{self.kind}: path must be absolute (and not /), not {path!r}")
+        self.args["path"] = path.rstrip("/") if len(path) > 1 else path
+        if "mode" in self.options:
+            self.args["mode"] = normalize_mode(self.args.get("mode"), self.where, self.kind)
+
+    @property
+    def path(self) -> str:
+        return str(self.args["path"])
+
+    def probe_script(self) -> str:
+        return f"zp_stat {q(self.path)}"
+
+    def _absent(self, observed: Observed) -> Decision:
+        if observed.get("type") == "absent":
+            return NoChange(f"{self.path} is absent")
+        return Change(f"remove {self.path}", f"rm -rf -- {q(self.path)}")
+
+
+class Directory(PathStep):
+    kind: ClassVar[str] = "directory"
+    options: ClassVar[dict[str, Option]] = {"path": PATH, "mode": MODE, "owner": OWNER, "group": GROUP,
+                                            "state": STATE}
+
+    def decide(self, observed: Observed) -> Decision:
+        a = self.args
+        if a["state"] == "absent":
+            return self._absent(observed)
+        kind = observed.get("type")
+        if kind == "absent":
+            script = f"mkdir -p -- {q(self.path)}\n" + attributes_script(self.path, a["mode"], a["owner"], a["group"])
+            return Change(f"create directory {self.path}", script)
+        if kind != "directory":
+            return Change(f"{self.path} is a {kind}, not a directory",
+                          f"echo '{self.path} exists and is not a directory' >&2; exit 1")
+        drift = attributes_drift(observed, a["mode"], a["owner"], a["group"])
+        if drift:
+            return Change(", ".join(drift), attributes_script(self.path, a["mode"], a["owner"], a["group"]))
+        return NoChange(f"directory {self.path} exists with the wanted attributes")
+
+
+class File(PathStep):
+    """A file with given content (inline `content`, or `source`: a file next to the playbook)."""
+
+    kind: ClassVar[str] = "file"
+    payload_option: ClassVar[str | None] = "source"
+    options: ClassVar[dict[str, Option]] = {
+        "path": PATH, "content": Option((str,)), "source": Option((str,)), "mode": MODE, "owner": OWNER,
+        "group": GROUP, "state": STATE, "sensitive": Option((bool,), default=False),
+    }
+
+    def setup(self) -> None:
+        super().setup()
+        if self.args["state"] == "present":
+            if (self.args.get("content") is None) == (self.args.get("source") is None):
+                raise self.where.error(f"{self.kind}: give exactly one of 'content' or 'source'")
+        self.data: bytes = self.content_bytes()
+
+    def content_bytes(self) -> bytes:
+        if self.payload is not None:  # `source`, read by the renderer
+            return self.payload
+        return str(self.args.get("content") or "").encode()
+
+    def probe_script(self) -> str:
+        script = f"zp_stat {q(self.path)}\nzp_sha {q(self.path)}"
+        if self.want_content and not self.args["sensitive"]:
+            script += f"\nzp_content {q(self.path)} {DIFF_LIMIT}"
+        return script
+
+    def decide(self, observed: Observed) -> Decision:
+        a = self.args
+        if a["state"] == "absent":
+            return self._absent(observed)
+        kind = observed.get("type")
+        if kind not in ("absent", "file"):
+            return Change(f"{self.path} is a {kind}, not a file",
+                          f"echo '{self.path} exists and is not a regular file' >&2; exit 1")
+        wanted_sha = hashlib.sha256(self.data).hexdigest()
+        if kind == "absent" or observed.get("sha256") != wanted_sha:
+            verb = "create" if kind == "absent" else "update"
+            script = write_file_script(self.path, self.data, a["mode"], a["owner"], a["group"])
+            return Change(f"{verb} {self.path} ({len(self.data)} bytes)", script, self._diff(observed))
+        drift = attributes_drift(observed, a["mode"], a["owner"], a["group"])
+        if drift:
+            return Change(", ".join(drift), attributes_script(self.path, a["mode"], a["owner"], a["group"]))
+        return NoChange(f"{self.path} has the wanted content and attributes")
+
+    def _diff(self, observed: Observed) -> str:
+        if self.args["sensitive"]:
+            return f"{self.path}: sensitive content changed (not shown)\n"
+        if observed.get("type") == "absent":
+            old = b""
+        elif "content" in observed:
+            old = base64.b64decode(observed["content"])
+        else:
+            return f"{self.path}: content changed (old content not read: larger than {DIFF_LIMIT} bytes)\n"
+        return unified_diff(self.path, old, self.data)
+
+
+class Template(File):
+    """A Jinja2 template from the playbook's folder, rendered per host on the controller."""
+
+    kind: ClassVar[str] = "template"
+    payload_option: ClassVar[str | None] = "src"
+    payload_is_template: ClassVar[bool] = True
+    options: ClassVar[dict[str, Option]] = {
+        "src": Option((str,), required=True, help="template path, relative to the playbook"),
+        "dest": PATH, "mode": MODE, "owner": OWNER, "group": GROUP,
+        "sensitive": Option((bool,), default=False),
+    }
+
+    def setup(self) -> None:
+        self.args["path"] = self.args.pop("dest")
+        self.args["state"] = "present"
+        self.args["content"] = None
+        self.args["source"] = self.args["src"]
+        super().setup()
+
+
+class LineInFile(PathStep):
+    """Ensure one line is (or is not) in a file; `regexp` picks the line to replace."""
+
+    kind: ClassVar[str] = "line_in_file"
+    options: ClassVar[dict[str, Option]] = {
+        "path": PATH, "line": Option((str,)), "regexp": Option((str,)), "state": STATE,
+        "create": Option((bool,), default=False), "mode": MODE, "owner": OWNER, "group": GROUP,
+    }
+
+    def setup(self) -> None:
+        super().setup()
+        if self.args["state"] == "present" and self.args.get("line") is None:
+            raise self.where.error("line_in_file: 'line' is required when state is present")
+        if self.args.get("line") is not None and "\n" in self.args["line"]:
+            raise self.where.error("line_in_file: 'line' must be a single line")
+        if self.args["state"] == "absent" and self.args.get("line") is None and not self.args.get("regexp"):
+            raise self.where.error("line_in_file: state absent needs 'line' or 'regexp'")
+        try:
+            self.regex = re.compile(self.args["regexp"]) if self.args.get("regexp") else None
+        except re.error as exc:
+            raise self.where.error(f"line_in_file: bad regexp: {exc}") from None
+
+    def probe_script(self) -> str:
+        return f"zp_stat {q(self.path)}\nzp_content {q(self.path)} {16 * 1024 * 1024}"
+
+    def _matches(self, line: str) -> bool:
+        if self.regex is not None:
+            return bool(self.regex.search(line))
+        return line == self.args["line"]
+
+    def decide(self, observed: Observed) -> Decision:
+        a = self.args
+        kind = observed.get("type")
+        if kind == "absent":
+            if a["state"] == "absent":
+                return NoChange(f"{self.path} does not exist")
+            if not a["create"]:
+                return Change(f"{self.path} does not exist",
+                              f"echo '{self.path} does not exist (set create: true)' >&2; exit 1")
+            old = b""
+        elif kind != "file":
+            return Change(f"{self.path} is a {kind}", f"echo '{self.path} is not a regular file' >&2; exit 1")
+        elif "content" not in observed:
+            return Change(f"{self.path} too large", f"echo '{self.path} is too large to edit' >&2; exit 1")
+        else:
+            old = base64.b64decode(observed["content"])
+        text = old.decode("utf-8", errors="surrogateescape")
+        lines = text.splitlines()
+        if a["state"] == "present":
+            wanted = a["line"]
+            hits = [i for i, line in enumerate(lines) if self._matches(line)]
+            if hits and lines[hits[-1]] == wanted:
+                new_lines = lines
+            elif hits:
+                new_lines = lines[:]
+                new_lines[hits[-1]] = wanted
+            elif wanted in lines:
+                new_lines = lines
+            else:
+                new_lines = [*lines, wanted]
+        else:
+            new_lines = [line for line in lines if not self._matches(line)]
+        if new_lines == lines and kind == "file":
+            drift = attributes_drift(observed, a["mode"], a["owner"], a["group"])
+            if drift:
+                return Change(", ".join(drift), attributes_script(self.path, a["mode"], a["owner"], a["group"]))
+            return NoChange(f"{self.path} already has the wanted line" if a["state"] == "present"
+                            else f"{self.path} has no matching line")
+        new = ("\n".join(new_lines) + "\n").encode("utf-8", errors="surrogateescape") if new_lines else b""
+        script = write_file_script(self.path, new, a["mode"], a["owner"], a["group"])
+        verb = "add line to" if a["state"] == "present" else "remove line from"
+        return Change(f"{verb} {self.path}", script, unified_diff(self.path, old, new))
+
+
+class Symlink(PathStep):
+    kind: ClassVar[str] = "symlink"
+    options: ClassVar[dict[str, Option]] = {
+        "path": PATH, "target": Option((str,), required=True), "state": STATE,
+        "force": Option((bool,), default=False, help="replace a file that is in the way"),
+    }
+
+    def decide(self, observed: Observed) -> Decision:
+        a = self.args
+        if a["state"] == "absent":
+            if observed.get("type") == "link":
+                return Change(f"remove link {self.path}", f"rm -f -- {q(self.path)}")
+            return NoChange(f"no link at {self.path}")
+        kind = observed.get("type")
+        if kind == "link" and observed.get("target") == a["target"]:
+            return NoChange(f"{self.path} -> {a['target']} already")
+        if kind not in ("absent", "link") and not a["force"]:
+            return Change(f"{self.path} is a {kind}",
+                          f"echo '{self.path} exists and is a {kind} (set force: true to replace it)' >&2; exit 1")
+        tmp = f'"$(dirname {q(self.path)})/.$(basename {q(self.path)}).zeta-tmp.$$"'
+        script = (f"zt={tmp}\nln -sfn -- {q(a['target'])} \"$zt\"\n"
+                  + (f"[ -d {q(self.path)} ] && [ ! -L {q(self.path)} ] && rm -rf -- {q(self.path)}\n"
+                     if a["force"] else "")
+                  + f"mv -Tf -- \"$zt\" {q(self.path)}")
+        old = observed.get("target")
+        summary = f"link {self.path} -> {a['target']}" + (f" (was -> {old})" if old else "")
+        return Change(summary, script, f"{self.path}: -> {old or '(none)'}\n{self.path}: -> {a['target']}\n")
+
+
+def unified_diff(path: str, old: bytes, new: bytes) -> str:
+    if b"\0" in old or b"\0" in new:
+        return f"{path}: binary content changed\n"
+    return "".join(difflib.unified_diff(
+        old.decode("utf-8", errors="replace").splitlines(keepends=True),
+        new.decode("utf-8", errors="replace").splitlines(keepends=True),
+        fromfile=f"{path} (before)", tofile=f"{path} (after)",
+    ))

@@ -1,0 +1,84 @@
+"""The systemd step kind: a unit's active state and whether it is enabled."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from zetactl.steps.base import Change, Decision, NoChange, Observed, Option, Step, q
+
+ENABLED_STATES = ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "linked")
+
+
+class Systemd(Step):
+    kind: ClassVar[str] = "systemd"
+    options: ClassVar[dict[str, Option]] = {
+        "unit": Option((str,), required=True, help="unit name; '.service' is added when no suffix"),
+        "state": Option((str,), choices=("started", "stopped", "restarted", "reloaded")),
+        "enabled": Option((bool,)),
+        "daemon_reload": Option((bool,), default=False),
+    }
+
+    def setup(self) -> None:
+        unit = self.args["unit"]
+        if "/" in unit or not unit or any(c.isspace() for c in unit):
+            raise self.where.error(f"systemd: invalid unit name {unit!r}")
+        if "." not in unit:
+            self.args["unit"] = unit + ".service"
+        if self.args["state"] is None and self.args["enabled"] is None:
+            raise self.where.error("systemd: give 'state', 'enabled' or both")
+
+    @property
+    def unit(self) -> str:
+        return str(self.args["unit"])
+
+    def target(self) -> str:
+        return self.unit
+
+    def touches(self) -> tuple[str, ...]:
+        return (f"unit:{self.unit}",)
+
+    def probe_script(self) -> str:
+        return f"systemctl show -p LoadState,ActiveState,UnitFileState -- {q(self.unit)} | sed 's/=/ /'"
+
+    def decide(self, observed: Observed) -> Decision:
+        if observed.get("LoadState") == "not-found":
+            return Change(f"unit {self.unit} not found",
+                          f"echo 'unit {self.unit} not found on this node' >&2; exit 1")
+        actions: list[str] = []
+        commands: list[str] = ["systemctl daemon-reload"] if self.args["daemon_reload"] else []
+        enabled = self.args["enabled"]
+        file_state = observed.get("UnitFileState", "")
+        if enabled is True and file_state not in ENABLED_STATES:
+            actions.append("enable")
+            commands.append(f"systemctl enable -- {q(self.unit)}")
+        elif enabled is False and file_state in ("enabled", "enabled-runtime", "linked"):
+            actions.append("disable")
+            commands.append(f"systemctl disable -- {q(self.unit)}")
+        state = self.args["state"]
+        active = observed.get("ActiveState", "inactive")
+        verb = {"started": "start", "stopped": "stop", "restarted": "restart", "reloaded": "reload"}.get(state or "")
+        if (state == "started" and active != "active") or (state == "stopped" and active in ("active", "activating",
+                                                                                                "reloading")):
+            actions.append(str(verb))
+            commands.append(f"systemctl {verb} -- {q(self.unit)}")
+        elif state in ("restarted", "reloaded"):
+            actions.append(str(verb))
+            commands.append(f"systemctl {verb} -- {q(self.unit)}")
+        if not actions:
+            return NoChange(f"{self.unit} is {active}" + (f" and {file_state}" if enabled is not None else ""))
+        return Change(f"{' + '.join(actions)} {self.unit}", "\n".join(commands))
+
+    def verify(self, observed: Observed, apply_output: str) -> str | None:
+        active = observed.get("ActiveState")
+        state = self.args["state"]
+        if state in ("started", "restarted", "reloaded") and active != "active":
+            return f"{self.unit} is {active} after {state[:-2] if state != 'stopped' else 'stop'}"
+        if state == "stopped" and active in ("active", "activating"):
+            return f"{self.unit} is still {active}"
+        enabled = self.args["enabled"]
+        file_state = observed.get("UnitFileState", "")
+        if enabled is True and file_state not in ENABLED_STATES:
+            return f"{self.unit} is {file_state} after enable"
+        if enabled is False and file_state in ("enabled", "enabled-runtime"):
+            return f"{self.unit} is still {file_state}"
+        return None

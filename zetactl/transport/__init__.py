@@ -1,0 +1,12 @@
+"""SSH transport: one asyncssh connection per host, host keys always checked against the pin."""
+
+from zetactl.transport.ssh import (
+    ConnectOptions,
+    HostKeyRefused,
+    Unreachable,
+    connect,
+    fingerprint,
+    run,
+)
+
+__all__ = ["ConnectOptions", "HostKeyRefused", "Unreachable", "connect", "fingerprint", "run"]

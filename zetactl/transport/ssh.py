@@ -1,0 +1,110 @@
+"""Open one SSH connection to a host, checking its key against zetactl's pinned known_hosts.
+
+There is no code path without host-key checking: `known_hosts` is always the pinned file (asyncssh
+treats `known_hosts=None` as "accept anything", so it is never passed). ~/.ssh/config is not read:
+what connects where comes from the inventory alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from zetactl.errors import ZetaError
+from zetactl.inventory import Host
+
+
+class Unreachable(ZetaError):
+    """The host could not be reached or the connection was lost."""
+
+
+class HostKeyRefused(Unreachable):
+    """The host's key is not the pinned one (unknown host or changed key): nothing was touched."""
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    connect_timeout: float = 10.0  # TCP + SSH handshake + login: a frozen sshd never answers
+    keepalive_interval: float = 10.0
+    keepalive_count_max: int = 3
+
+
+def fingerprint(key: asyncssh.SSHKey) -> str:
+    return str(key.get_fingerprint("sha256"))
+
+
+def _pinned_entries(known_hosts: Path, host: Host) -> bool:
+    """Whether the pinned file has any entry for this host (to tell 'unknown' from 'changed')."""
+    if not known_hosts.is_file():
+        return False
+    names = {host.address, f"[{host.address}]:{host.port}"}
+    for line in known_hosts.read_text(errors="replace").splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and not line.startswith("#") and set(fields[0].split(",")) & names:
+            return True
+    return False
+
+
+async def _offered_key(host: Host, options: ConnectOptions) -> str:
+    try:
+        key = await asyncio.wait_for(
+            asyncssh.get_server_host_key(host.address, host.port, config=None, server_host_key_algs=["ssh-ed25519",
+                                         "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]),
+            options.connect_timeout,
+        )
+    except (OSError, asyncssh.Error, asyncio.TimeoutError):
+        return "(could not read the offered key)"
+    return fingerprint(key) if key else "(no key offered)"
+
+
+async def connect(host: Host, options: ConnectOptions) -> asyncssh.SSHClientConnection:
+    known_hosts = host.known_hosts
+    client_keys = [str(host.key_file)] if host.key_file else ()
+    try:
+        return await asyncio.wait_for(
+            asyncssh.connect(
+                host.address,
+                port=host.port,
+                username=host.user,
+                known_hosts=str(known_hosts) if known_hosts.is_file() else ([], [], []),
+                client_keys=client_keys,
+                agent_path=None if host.key_file else (),
+                config=None,
+                connect_timeout=options.connect_timeout,
+                login_timeout=options.connect_timeout,
+                keepalive_interval=options.keepalive_interval,
+                keepalive_count_max=options.keepalive_count_max,
+            ),
+            options.connect_timeout + 1,
+        )
+    except asyncssh.HostKeyNotVerifiable:
+        offered = await _offered_key(host, options)
+        if _pinned_entries(known_hosts, host):
+            raise HostKeyRefused(
+                f"host key CHANGED for {host.name} ({host.address}:{host.port}): it now offers {offered}, "
+                f"which does not match the key pinned in {known_hosts}. Nothing was touched. If the machine "
+                f"was reinstalled, re-pin it: zetactl node trust {host.name} --fingerprint {offered}"
+            ) from None
+        raise HostKeyRefused(
+            f"unknown host {host.name} ({host.address}:{host.port}): no key pinned in {known_hosts}; it "
+            f"offers {offered}. Check that fingerprint out of band, then: "
+            f"zetactl node trust {host.name} --fingerprint {offered}"
+        ) from None
+    except asyncssh.PermissionDenied as exc:
+        raise Unreachable(f"login refused for {host.user}@{host.address}: {exc.reason}") from None
+    except asyncio.TimeoutError:
+        raise Unreachable(f"no answer from {host.address}:{host.port} within {options.connect_timeout:g}s") from None
+    except (OSError, asyncssh.Error) as exc:
+        raise Unreachable(f"cannot connect to {host.address}:{host.port}: {exc}") from None
+
+
+async def run(conn: asyncssh.SSHClientConnection, command: str, stdin: str | None = None
+              ) -> asyncssh.SSHCompletedProcess:
+    """Run one command on its own channel; the script (and any secret in it) goes on stdin."""
+    try:
+        return await conn.run(command, input=stdin, check=False, errors="replace")
+    except (OSError, asyncssh.Error) as exc:
+        raise Unreachable(f"connection lost: {exc}") from None
