@@ -19,17 +19,20 @@ DirOpt = Annotated[Path | None, typer.Option("--dir", help="Lab directory (defau
 NodeArg = Annotated[str, typer.Argument(help="Lab node name, e.g. lab-003.")]
 
 
-def _lab(directory: Path | None) -> Lab:
-    return Lab(directory or default_lab_dir())
+def _lab(directory: Path | None, subnet: int | None = None) -> Lab:
+    return Lab(directory or default_lab_dir(), subnet)
 
 
 def up(count: Annotated[int, typer.Argument(help="Number of nodes.", min=1)] = 10, directory: DirOpt = None,
-       timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every sshd.")] = 120.0) -> None:
+       timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every sshd.")] = 120.0,
+       subnet: Annotated[int | None, typer.Option("--subnet", help="Nodes get 127.0.SUBNET.1 onwards "
+                                                  "(default 10); two labs at once need different ones.")] = None,
+       ) -> None:
     """Start (or resize to) COUNT nodes; writes DIR/inventory.yml and DIR/known_hosts.
 
     Example: zetactl lab up 10 && zetactl inventory list -i ~/.local/state/zetactl/lab/inventory.yml
     """
-    lab = _lab(directory)
+    lab = _lab(directory, subnet)
     nodes = lab.up(count, timeout=timeout)
     err(f"lab: {len(nodes)} nodes up in {lab.dir}\n  inventory:   {lab.inventory}\n  known_hosts: {lab.known_hosts}")
 

@@ -11,11 +11,12 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from zetactl.errors import LabError
-from zetactl.lab.layout import BOOT_SCRIPT, OVERLAID, NodeSpec, new_host_key, node_spec, seed_node, write
+from zetactl.lab.layout import BOOT_SCRIPT, DEFAULT_SUBNET, OVERLAID, NodeSpec, new_host_key, node_spec, seed_node, write
 
 BIN_DIR = Path(__file__).parent / "bin"
 FORBIDDEN_ROOTS = tuple(f"/{tree}" for tree in (*OVERLAID, "run"))
@@ -83,19 +84,30 @@ def check_privileges() -> None:
 class Lab:
     """A lab directory: nodes/, the operator key, known_hosts, inventory.yml and lab.json."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, subnet: int | None = None) -> None:
         self.dir = directory.absolute()
+        self._subnet = subnet
         self.state_file = self.dir / "lab.json"
         self.known_hosts = self.dir / "known_hosts"
         self.inventory = self.dir / "inventory.yml"
         self.operator_key = self.dir / "id_ed25519"
 
     # -- state -------------------------------------------------------------------------------
-    def nodes(self) -> list[LabNode]:
+    def _state(self) -> dict[str, Any]:
         if not self.state_file.exists():
-            return []
-        data = json.loads(self.state_file.read_text())
-        return [LabNode(**entry) for entry in data["nodes"]]
+            return {"nodes": []}
+        data: dict[str, Any] = json.loads(self.state_file.read_text())
+        return data
+
+    def nodes(self) -> list[LabNode]:
+        return [LabNode(**entry) for entry in self._state()["nodes"]]
+
+    @property
+    def subnet(self) -> int:
+        """Third octet of the first node's address; a second lab on the machine needs another one."""
+        if self._subnet is not None:
+            return self._subnet
+        return int(self._state().get("subnet", DEFAULT_SUBNET))
 
     def node(self, name: str) -> LabNode:
         for node in self.nodes():
@@ -105,7 +117,8 @@ class Lab:
 
     def _save(self, nodes: list[LabNode]) -> None:
         nodes = sorted(nodes, key=lambda n: n.name)
-        write(self.state_file, json.dumps({"nodes": [asdict(n) for n in nodes]}, indent=1) + "\n")
+        data = {"subnet": self.subnet, "nodes": [asdict(n) for n in nodes]}
+        write(self.state_file, json.dumps(data, indent=1) + "\n")
 
     # -- up / down ---------------------------------------------------------------------------
     def up(self, count: int, timeout: float = 60.0) -> list[LabNode]:
@@ -119,7 +132,9 @@ class Lab:
             raise LabError(f"the lab directory cannot live under {', '.join(FORBIDDEN_ROOTS)}: {self.dir}")
         self.dir.mkdir(parents=True, exist_ok=True)
         operator_pub = self._operator_key()
-        wanted = [node_spec(i, count) for i in range(count)]
+        if not 1 <= self.subnet <= 250 - count // 250:
+            raise LabError(f"--subnet must leave room for {count} nodes in 127.0.x.y, not {self.subnet}")
+        wanted = [node_spec(i, count, self.subnet) for i in range(count)]
         wanted_names = {s.name for s in wanted}
         current = {n.name: n for n in self.nodes()}
         for name, node in list(current.items()):

@@ -42,10 +42,13 @@ class NodeSpec:
     group: str
 
 
-def node_spec(index: int, total: int) -> NodeSpec:
-    """Node `index` (0-based) of a lab of `total`: stable name, address and role group."""
+DEFAULT_SUBNET = 10
+
+
+def node_spec(index: int, total: int, subnet: int = DEFAULT_SUBNET) -> NodeSpec:
+    """Node `index` (0-based) of a lab of `total`: stable name, address 127.0.<subnet+>.<n>, role group."""
     name = f"lab-{index + 1:03d}"
-    address = f"127.0.{10 + index // 250}.{1 + index % 250}"
+    address = f"127.0.{subnet + index // 250}.{1 + index % 250}"
     return NodeSpec(index, name, address, node_group(index, total))
 
 
