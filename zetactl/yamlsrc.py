@@ -73,6 +73,8 @@ def load_yaml_text(text: str, name: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = exc.problem or "invalid YAML"
+        if exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
+            problem += f" ({exc.context} started at line {exc.context_mark.line + 1})"
         raise BadInput(f"invalid YAML: {problem}", file=name, line=line) from None
     except yaml.YAMLError as exc:
         raise BadInput(f"invalid YAML: {exc}", file=name) from None

@@ -47,7 +47,7 @@ def load_playbook(path: Path) -> Playbook:
     for step in (*steps, *handlers):
         for target in step.notify:
             if target not in names:
-                raise step.where.error(f"notify: no handler named {target!r}"
+                raise step.at("notify").error(f"notify: no handler named {target!r}"
                                        + (f" (handlers: {', '.join(names)})" if names else ""))
     if not steps:
         raise data.error("the playbook has no steps", "steps" if "steps" in data else None)
@@ -112,6 +112,7 @@ def _step(item: Located, index: int, handler: bool) -> StepDecl:
     return StepDecl(
         index=index, name=str(name), kind=kind, args=args, where=where, when=when,
         tags=_str_list(item, "tags"), notify=_str_list(item, "notify"), handler=handler, loop=loop,
+        key_lines=dict(item.key_lines),
     )
 
 

@@ -22,6 +22,11 @@ class StepDecl:
     notify: tuple[str, ...] = ()
     handler: bool = False
     loop: Any = None  # a list, or an expression string rendered per host; each item runs as `item`
+    key_lines: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def at(self, key: str) -> Where:
+        """Where one of the step's own keys (when, notify, loop) is, for errors about it."""
+        return Where(self.where.file, self.key_lines.get(key, self.where.line))
 
 
 @dataclass(frozen=True)

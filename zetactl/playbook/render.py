@@ -86,7 +86,10 @@ class Renderer:
             try:
                 whole = WHOLE_EXPRESSION.match(value)
                 if whole:  # "{{ x }}" alone keeps x's type (a bool stays a bool)
-                    return self.env.compile_expression(whole.group(1), undefined_to_none=False)(**context)
+                    result = self.env.compile_expression(whole.group(1), undefined_to_none=False)(**context)
+                    if isinstance(result, jinja2.Undefined):
+                        str(result)  # raises UndefinedError with the variable's name
+                    return result
                 return self._template(value).render(context)
             except jinja2.UndefinedError as exc:
                 raise where.error(f"undefined variable: {exc.message} (host {host})") from None
@@ -107,9 +110,9 @@ class Renderer:
             expression = self.env.compile_expression(decl.when, undefined_to_none=False)
             return bool(expression(**context))
         except jinja2.UndefinedError as exc:
-            raise decl.where.error(f"when: undefined variable: {exc.message} (host {host})") from None
+            raise decl.at("when").error(f"when: undefined variable: {exc.message} (host {host})") from None
         except jinja2.TemplateError as exc:
-            raise decl.where.error(f"when: {exc}") from None
+            raise decl.at("when").error(f"when: {exc}") from None
 
     def payload(self, step_cls: type[Step], args: Mapping[str, Any], context: Mapping[str, Any],
                 where: Where, host: str) -> bytes | None:
@@ -140,6 +143,7 @@ class Renderer:
     def build(self, decl: StepDecl, context: Mapping[str, Any], host: str) -> Step:
         step_cls = KINDS[decl.kind]
         args = self.render_value(dict(decl.args), context, decl.where, host)
+        step_cls.precheck(args, decl.where)
         payload = self.payload(step_cls, args, context, decl.where, host)
         return step_cls(args, decl.where, want_content=self.want_content, payload=payload)
 

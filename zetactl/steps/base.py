@@ -74,6 +74,10 @@ class Step(ABC):
         self.args = validate_args(self.kind, self.options, args, where)
         self.setup()
 
+    @classmethod
+    def precheck(cls, args: Mapping[str, Any], where: Where) -> None:  # noqa: B027 - optional hook
+        """Checks on the rendered options needed before the renderer reads a payload file."""
+
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Check combinations of options once they are rendered; raise self.where.error()."""
 

@@ -6,7 +6,8 @@ import base64
 import difflib
 import hashlib
 import re
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from zetactl.steps.base import (
     Change,
@@ -15,6 +16,7 @@ from zetactl.steps.base import (
     Observed,
     Option,
     Step,
+    Where,
     attributes_drift,
     attributes_script,
     normalize_mode,
@@ -86,11 +88,15 @@ class File(PathStep):
         "group": GROUP, "state": STATE, "sensitive": Option((bool,), default=False),
     }
 
+    @classmethod
+    def precheck(cls, args: Mapping[str, Any], where: Where) -> None:
+        if cls.kind == "file" and args.get("state", "present") == "present":
+            if (args.get("content") is None) == (args.get("source") is None):
+                raise where.error("file: give exactly one of 'content' or 'source'")
+
     def setup(self) -> None:
         super().setup()
-        if self.args["state"] == "present":
-            if (self.args.get("content") is None) == (self.args.get("source") is None):
-                raise self.where.error(f"{self.kind}: give exactly one of 'content' or 'source'")
+        self.precheck(self.args, self.where)
         self.data: bytes = self.content_bytes()
 
     def content_bytes(self) -> bytes:

@@ -1,0 +1,95 @@
+"""Step decisions as data: what was observed -> what to do, one case per edge (pyinfra style)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from zetactl.steps import KINDS, Change, NoChange, Step, Where
+
+WHERE = Where("play.yml", 1)
+
+
+def step(kind: str, payload: bytes | None = None, **args: Any) -> Step:
+    return KINDS[kind](args, WHERE, payload=payload)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+FILE = {"type": "file", "mode": "644", "owner": "root", "group": "root"}
+CASES: list[tuple[Step, dict[str, str], type, str]] = [
+    (step("directory", path="/etc/z"), {"type": "absent"}, Change, "create directory"),
+    (step("directory", path="/etc/z", mode="0755"), {"type": "directory", "mode": "755"}, NoChange, "exists"),
+    (step("directory", path="/etc/z", mode="0700"), {"type": "directory", "mode": "755"}, Change, "mode 0755 -> 0700"),
+    (step("directory", path="/etc/z"), {"type": "file"}, Change, "not a directory"),
+    (step("directory", path="/etc/z", state="absent"), {"type": "absent"}, NoChange, "absent"),
+    (step("directory", path="/etc/z", state="absent"), {"type": "directory"}, Change, "remove"),
+    (step("file", path="/f", content="hi\n"), {"type": "absent"}, Change, "create /f"),
+    (step("file", path="/f", content="hi\n"), {**FILE, "sha256": sha(b"hi\n")}, NoChange, "wanted content"),
+    (step("file", path="/f", content="hi\n"), {**FILE, "sha256": sha(b"old")}, Change, "update /f"),
+    (step("file", path="/f", content="hi\n", owner="zeta"), {**FILE, "sha256": sha(b"hi\n")}, Change, "owner root -> zeta"),
+    (step("file", path="/f", payload=b"\x00bin", source="x.bin"), {**FILE, "sha256": sha(b"\x00bin")}, NoChange, ""),
+    (step("symlink", path="/l", target="/t"), {"type": "link", "target": "/t"}, NoChange, "already"),
+    (step("symlink", path="/l", target="/t"), {"type": "link", "target": "/old"}, Change, "was -> /old"),
+    (step("symlink", path="/l", target="/t"), {"type": "file"}, Change, "is a file"),
+    (step("command", cmd="make", creates="/done"), {"creates": "yes"}, NoChange, "/done exists"),
+    (step("command", cmd="make", unless="test -e /x"), {"unless": "ok"}, NoChange, "unless"),
+    (step("command", cmd="make"), {}, Change, "run: make"),
+    (step("systemd", unit="k3s", state="started"), {"LoadState": "loaded", "ActiveState": "active"}, NoChange, "active"),
+    (step("systemd", unit="k3s", state="started"), {"LoadState": "loaded", "ActiveState": "failed"}, Change, "start"),
+    (step("systemd", unit="k3s", state="stopped"), {"LoadState": "loaded", "ActiveState": "inactive"}, NoChange, ""),
+    (step("systemd", unit="k3s", state="restarted"), {"LoadState": "loaded", "ActiveState": "active"}, Change, "restart"),
+    (step("systemd", unit="k3s", enabled=True), {"LoadState": "loaded", "UnitFileState": "disabled"}, Change, "enable"),
+    (step("systemd", unit="k3s", enabled=True), {"LoadState": "loaded", "UnitFileState": "static"}, NoChange, ""),
+    (step("systemd", unit="nope", state="started"), {"LoadState": "not-found"}, Change, "not found"),
+]
+
+
+@pytest.mark.parametrize(("the_step", "observed", "expected", "text"), CASES)
+def test_decisions(the_step: Step, observed: dict[str, str], expected: type, text: str) -> None:
+    decision = the_step.decide(observed)
+    assert isinstance(decision, expected), decision
+    shown = decision.reason if isinstance(decision, NoChange) else decision.summary
+    assert text in shown
+
+
+def b64(text: str) -> str:
+    import base64
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(("args", "old", "new"), [
+    ({"line": "b = 2"}, "a = 1\n", "a = 1\nb = 2\n"),
+    ({"line": "b = 2", "regexp": "^b ="}, "a = 1\nb = 1\nc = 3\n", "a = 1\nb = 2\nc = 3\n"),
+    ({"line": "a = 1", "state": "absent"}, "a = 1\nb = 2\n", "b = 2\n"),
+    ({"regexp": "^#", "state": "absent"}, "# x\nkeep\n# y\n", "keep\n"),
+])
+def test_line_in_file_edits(args: dict[str, Any], old: str, new: str) -> None:
+    the_step = step("line_in_file", path="/f", **args)
+    decision = the_step.decide({"type": "file", "mode": "644", "content": b64(old)})
+    assert isinstance(decision, Change)
+    assert decision.diff and "+" in decision.diff or "-" in (decision.diff or "")
+    # the new content travels in the script as base64: decode it back
+    encoded = decision.script.split("<<'ZETA_EOF'\n", 1)[1].split("\nZETA_EOF", 1)[0].replace("\n", "")
+    import base64
+    assert base64.b64decode(encoded).decode() == new
+    # and with the new content in place there is nothing more to do
+    assert isinstance(the_step.decide({"type": "file", "mode": "644", "content": b64(new)}), NoChange)
+
+
+def test_line_in_file_missing_file_needs_create() -> None:
+    assert "create: true" in step("line_in_file", path="/f", line="x").decide({"type": "absent"}).script  # type: ignore[union-attr]
+    created = step("line_in_file", path="/f", line="x", create=True).decide({"type": "absent"})
+    assert isinstance(created, Change) and "base64 -d" in created.script
+
+
+def test_sensitive_content_never_reaches_the_diff() -> None:
+    canary = "CANARY-5ecret-7d1c"
+    decision = step("file", path="/f", content=canary, sensitive=True).decide({**FILE, "sha256": "0"})
+    assert isinstance(decision, Change)
+    assert canary not in (decision.diff or "") and canary not in decision.summary
+    assert canary not in repr(decision)
