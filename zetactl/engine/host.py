@@ -220,12 +220,16 @@ class HostRun:
                      ) -> dict[int, dict[str, str]]:
         steps = [(k, s) for k, s in todo if s is not None]
         result = await run(conn, "sh", remote.probe_script(steps))
-        if result.exit_status not in (0, None):
+        if result.exit_status is None:
+            raise Unreachable(f"connection lost while probing ({result.exit_signal or 'no exit status'})")
+        if result.exit_status != 0:
             raise Unreachable(f"probe script failed with exit {result.exit_status}: {str(result.stderr)[-300:]}")
         return remote.parse_probe(str(result.stdout))
 
     async def _flush(self, conn: asyncssh.SSHClientConnection, batch: Sequence[tuple[int, Step, Change]]) -> bool:
         result = await run(conn, "sh", remote.apply_script(batch))
+        if result.exit_status is None:  # the remote shell died with the connection or the node
+            raise Unreachable(f"connection lost while applying ({result.exit_signal or 'no exit status'})")
         results = remote.parse_apply(str(result.stdout))
         ok = True
         for key, step, _change in batch:
@@ -266,8 +270,8 @@ class HostRun:
         except (OSError, asyncssh.Error) as exc:
             raise Unreachable(f"connection lost: {exc}") from None
         if line.strip() != "locked":
-            await process.wait()
-            holder = (await process.stderr.read()).strip()
+            finished = await process.wait()
+            holder = str(finished.stderr or "").strip()
             message = (f"host is locked by another controller ({holder or 'unknown holder'}); "
                        f"waited {self.settings.lock_timeout:g}s")
             for record in self.records.values():

@@ -58,6 +58,26 @@ def process_start_time(pid: int) -> int:
     return -1 if fields[0] in ("Z", "X") else int(fields[19])
 
 
+def namespace_members(pid: int) -> list[tuple[int, int]]:
+    """(pid, start time) of every process in the same mount namespace as `pid`: one lab node."""
+    try:
+        namespace = os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return []
+    if namespace == os.readlink("/proc/self/ns/mnt"):
+        return []  # never the controller's own namespace
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "ns" / "mnt") == namespace:
+                members.append((int(entry.name), process_start_time(int(entry.name))))
+        except OSError:
+            continue
+    return members
+
+
 def check_privileges() -> None:
     """The lab needs root (mounts, port 22); say clearly what is missing."""
     if not shutil.which("sshd") and not Path("/usr/sbin/sshd").exists():
@@ -180,14 +200,21 @@ class Lab:
         self._wait_listening([new], 20.0)
 
     def freeze(self, name: str) -> None:
-        node = self.node(name)
-        if node.alive():
-            os.kill(node.pid, signal.SIGSTOP)
+        """A hung machine: every process of the node stops (TCP still connects, nothing answers)."""
+        self._signal_all(self.node(name), signal.SIGSTOP)
 
     def thaw(self, name: str) -> None:
-        node = self.node(name)
-        if node.alive():
-            os.kill(node.pid, signal.SIGCONT)
+        self._signal_all(self.node(name), signal.SIGCONT)
+
+    def _signal_all(self, node: LabNode, sig: signal.Signals) -> None:
+        if not node.alive():
+            return
+        for pid, started in namespace_members(node.pid):
+            if process_start_time(pid) == started:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
 
     def rekey(self, name: str) -> str:
         """Give a node a new host key (a reinstalled machine) and restart it; known_hosts is NOT updated."""
@@ -224,20 +251,21 @@ class Lab:
             log.close()
 
     def _stop(self, node: LabNode) -> int:
+        """Stop a node like a machine going down: its sshd and every process inside its namespace."""
         if not node.alive():
             return 0
+        members = namespace_members(node.pid)
         os.kill(node.pid, signal.SIGCONT)
         os.kill(node.pid, signal.SIGTERM)
         deadline = time.monotonic() + 5
         while node.alive() and time.monotonic() < deadline:
             time.sleep(0.02)
-        if node.alive():
-            os.kill(node.pid, signal.SIGKILL)
-        # sshd's per-connection children live in the node's session: end those we started too.
-        try:
-            os.killpg(node.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for pid, started in members:  # sessions (sshd forks them into new sessions) and their commands
+            if process_start_time(pid) == started:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         return 1
 
     def _wait_listening(self, nodes: list[LabNode], timeout: float) -> None:

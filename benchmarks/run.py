@@ -1,0 +1,675 @@
+"""Benchmark zetactl against Ansible and pyinfra, and against a bare-SSH floor, on the loopback lab.
+
+For each fleet size: start a lab (`zetactl lab up N --subnet 100`), reset the nodes, then for each tool
+run the same 10-step workload (benchmarks/workload/<tool>/) twice: a first run that changes everything
+and a no-op re-run, each timed as the wall time of the tool's whole command. Both runs are checked:
+the first must change exactly what the workload declares on every host, the re-run nothing at all.
+Then time the floor (benchmarks/floor.py: one asyncssh connection per host checking the same 10
+things). Print the table and write it, with a machine description, to docs/benchmarks.md.
+
+    .venv/bin/python benchmarks/run.py --sizes 10,50,100
+
+Standard library only; the tools come from venvs this script makes under benchmarks/.work/venvs/
+(zetactl and the floor use the project's .venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+WORK = BENCH / ".work"
+VENVS = WORK / "venvs"
+LAB_DIR = WORK / "lab"
+LOGS = WORK / "logs"
+WORKLOAD = BENCH / "workload"
+PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
+ZETACTL = ROOT / ".venv" / "bin" / "zetactl"
+FLOOR = BENCH / "floor.py"
+DOC = ROOT / "docs" / "benchmarks.md"
+
+SUBNET = 100  # 127.0.100.x: never the subnet of the project's own tests (10)
+TOOLS = ("zetactl", "ansible", "pyinfra")
+BENCH_DIRS = {tool: f"/etc/bench-{tool}" for tool in TOOLS}
+# On a clean node 9 of the 10 steps change (sshd is already running), plus the notified handler.
+FIRST_RUN_CHANGES = 10
+VENV_SPECS = {"ansible": "ansible-core>=2.19,<2.20", "pyinfra": "pyinfra>=3,<4"}
+RUN_TIMEOUT = 3600.0
+
+
+class BenchError(Exception):
+    """A run failed or did not report what the workload must report: the benchmark stops."""
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[{datetime.now().strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+# -- processes ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Completed:
+    seconds: float
+    returncode: int
+    stdout: str
+    stderr: str
+    log: Path
+
+
+def run_timed(cmd: Sequence[str | Path], name: str, env: Mapping[str, str] | None = None) -> Completed:
+    """Run one command from the repo root; its wall time is the measurement. Output goes to a log."""
+    args = [str(a) for a in cmd]
+    started = time.perf_counter()
+    proc = subprocess.run(args, cwd=ROOT, env=dict(env) if env is not None else None,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                          timeout=RUN_TIMEOUT, check=False)
+    seconds = time.perf_counter() - started
+    LOGS.mkdir(parents=True, exist_ok=True)
+    path = LOGS / f"{name}.log"
+    path.write_text(f"$ {shlex.join(args)}\n# exit {proc.returncode} after {seconds:.3f}s\n"
+                    f"# --- stdout\n{proc.stdout}\n# --- stderr\n{proc.stderr}")
+    return Completed(seconds, proc.returncode, proc.stdout, proc.stderr, path)
+
+
+def output_of(cmd: Sequence[str | Path], env: Mapping[str, str] | None = None) -> str:
+    proc = subprocess.run([str(a) for a in cmd], cwd=ROOT, env=dict(env) if env is not None else None,
+                          capture_output=True, text=True, errors="replace", check=False, timeout=600)
+    if proc.returncode != 0:
+        shown = shlex.join(str(a) for a in cmd)
+        raise BenchError(f"{shown} exited {proc.returncode}:\n{proc.stderr.strip()}")
+    return (proc.stdout + proc.stderr).strip()
+
+
+# -- venvs -------------------------------------------------------------------------------------
+def ensure_venv(name: str, spec: str) -> Path:
+    """benchmarks/.work/venvs/NAME with SPEC installed; made once, reused while SPEC is unchanged."""
+    venv = VENVS / name
+    stamp = venv / ".bench-installed"
+    python = venv / "bin" / "python"
+    if python.exists() and stamp.is_file() and stamp.read_text().strip() == spec:
+        return venv
+    log(f"venv {venv}: installing {spec}")
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", spec],
+                   check=True)
+    stamp.write_text(spec + "\n")
+    return venv
+
+
+# -- the lab -----------------------------------------------------------------------------------
+class Lab:
+    """The benchmark's lab: benchmarks/.work/lab, subnet 100, fresh (new nodes, new keys) per size."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.inventory = LAB_DIR / "inventory.yml"
+        self.known_hosts = LAB_DIR / "known_hosts"
+        self.size = 0
+
+    def up(self, size: int) -> None:
+        self.down()
+        if LAB_DIR.exists():
+            shutil.rmtree(LAB_DIR)
+        log(f"lab: starting {size} nodes on 127.0.{SUBNET}.x")
+        output_of([ZETACTL, "lab", "up", str(size), "--dir", LAB_DIR, "--subnet", str(SUBNET),
+                   "--timeout", "300"], self.env)
+        self.size = size
+        if len(self.known_hosts.read_text().splitlines()) != size:
+            raise BenchError(f"lab: expected {size} pinned host keys in {self.known_hosts}")
+
+    def down(self) -> None:
+        if (LAB_DIR / "lab.json").exists():
+            output_of([ZETACTL, "lab", "down", "--dir", LAB_DIR], self.env)
+        self.size = 0
+
+
+# -- the tools ---------------------------------------------------------------------------------
+@dataclass
+class Measurements:
+    """Seconds per (size, tool, phase), each a list over --repeat runs."""
+
+    runs: dict[int, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
+
+    def add(self, size: int, tool: str, phase: str, seconds: float) -> None:
+        self.runs.setdefault(size, {}).setdefault(tool, {}).setdefault(phase, []).append(seconds)
+
+    def median(self, size: int, tool: str, phase: str) -> float | None:
+        values = self.runs.get(size, {}).get(tool, {}).get(phase)
+        return statistics.median(values) if values else None
+
+
+def expect_changes(tool: str, phase: str, changed: Mapping[str, int], hosts: int, result: Completed) -> None:
+    """The first run changes FIRST_RUN_CHANGES things on every host; the re-run changes nothing."""
+    want = FIRST_RUN_CHANGES if phase == "first" else 0
+    if len(changed) != hosts:
+        raise BenchError(f"{tool} {phase} run: {len(changed)} hosts in its report, expected {hosts} "
+                         f"(exit {result.returncode}; see {result.log})")
+    wrong = {host: n for host, n in changed.items() if n != want}
+    if wrong:
+        sample = ", ".join(f"{h}: {n}" for h, n in sorted(wrong.items())[:5])
+        raise BenchError(f"{tool} {phase} run: {len(wrong)} hosts reported a change count other than {want} "
+                         f"({sample}); see {result.log}")
+
+
+class Zetactl:
+    name = "zetactl"
+
+    def __init__(self, lab: Lab, env: Mapping[str, str]) -> None:
+        self.lab = lab
+        self.env = {**env, "ZETACTL_HOME": str(WORK / "zetactl-home")}
+
+    def command(self, inventory: Path, limit: str | None = None) -> list[str | Path]:
+        cmd: list[str | Path] = [ZETACTL, "deploy", WORKLOAD / "zetactl" / "bench.yml", "-i", inventory,
+                                 "--forks", str(max(self.lab.size, 1)), "--format", "json", "--no-progress"]
+        return [*cmd, "--limit", limit] if limit else cmd
+
+    def run(self, phase: str, label: str) -> float:
+        result = run_timed(self.command(self.lab.inventory), label, self.env)
+        try:
+            document = json.loads(result.stdout)
+            hosts = document["hosts"]
+        except (ValueError, KeyError, TypeError):
+            raise BenchError(f"zetactl {phase} run: no JSON report (exit {result.returncode}); "
+                             f"see {result.log}") from None
+        bad = {h: v for h, v in hosts.items() if v["status"] not in ("ok", "changed") or v["failed"]}
+        if result.returncode != 0 or bad:
+            sample = "; ".join(f"{h}: {v['status']}: {v['error']}" for h, v in sorted(bad.items())[:3])
+            raise BenchError(f"zetactl {phase} run exited {result.returncode}: {sample}; see {result.log}")
+        changed = {h: int(v["changed"]) for h, v in hosts.items()}
+        expect_changes(self.name, phase, changed, self.lab.size, result)
+        return result.seconds
+
+    def refuses_wrong_key(self, bad_inventory: Path) -> bool:
+        result = run_timed(self.command(bad_inventory, "lab-001"), "hostkey-selftest-zetactl", self.env)
+        try:
+            host = json.loads(result.stdout)["hosts"]["lab-001"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        return (result.returncode != 0 and host["status"] == "unreachable"
+                and "host key" in host["error"].lower())
+
+
+class Ansible:
+    name = "ansible"
+    RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+    def __init__(self, lab: Lab, env: Mapping[str, str], venv: Path) -> None:
+        self.lab = lab
+        self.home = WORK / "ansible-home"
+        self.control_dir = self.home / "cp"
+        self.venv = venv
+        self.env = {**env, "ANSIBLE_CONFIG": str(WORKLOAD / "ansible" / "ansible.cfg"),
+                    "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_HOME": str(self.home),
+                    "ANSIBLE_LOCAL_TEMP": str(self.home / "tmp"),
+                    "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.control_dir)}
+
+    def command(self, known_hosts: Path, limit: str | None = None) -> list[str | Path]:
+        ssh_args = f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes"
+        cmd: list[str | Path] = [self.venv / "bin" / "ansible-playbook", "-i", self.lab.inventory,
+                                 WORKLOAD / "ansible" / "bench.yml",
+                                 "-e", json.dumps({"ansible_ssh_common_args": ssh_args})]
+        return [*cmd, "--limit", limit] if limit else cmd
+
+    def close_masters(self) -> None:
+        """End ControlPersist masters left by an earlier run, so that every first run starts cold."""
+        if not self.control_dir.is_dir():
+            return
+        for socket_path in self.control_dir.iterdir():
+            subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "bench"],
+                           capture_output=True, check=False, timeout=30)
+
+    def run(self, phase: str, label: str) -> float:
+        if phase == "first":
+            self.close_masters()
+        for sub in (self.home / "tmp", self.control_dir):
+            sub.mkdir(parents=True, exist_ok=True)
+        env = {**self.env, "ANSIBLE_FORKS": str(max(self.lab.size, 1))}
+        result = run_timed(self.command(self.lab.known_hosts), label, env)
+        recap = {m[1]: (int(m[3]), int(m[4]), int(m[5])) for m in self.RECAP.finditer(result.stdout)}
+        bad = {h: r for h, r in recap.items() if r[1] or r[2]}
+        if result.returncode != 0 or bad or not recap:
+            raise BenchError(f"ansible {phase} run exited {result.returncode} "
+                             f"(unreachable/failed on {sorted(bad)[:5]}); see {result.log}")
+        expect_changes(self.name, phase, {h: r[0] for h, r in recap.items()}, self.lab.size, result)
+        return result.seconds
+
+    def refuses_wrong_key(self, bad_known_hosts: Path) -> bool:
+        env = {**self.env, "ANSIBLE_FORKS": "1",
+               "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.home / "cp-selftest")}
+        (self.home / "tmp").mkdir(parents=True, exist_ok=True)
+        result = run_timed(self.command(bad_known_hosts, "lab-001"), "hostkey-selftest-ansible", env)
+        text = result.stdout + result.stderr
+        return result.returncode != 0 and "UNREACHABLE" in text and "host key" in text.lower()
+
+
+class Pyinfra:
+    name = "pyinfra"
+    LINE = re.compile(r"^\s+\[(\S+)\] (Success|No changes|Error)", re.M)
+    CONNECTED = re.compile(r"^\s+\[(\S+)\] Connected", re.M)
+
+    def __init__(self, lab: Lab, env: Mapping[str, str], venv: Path, ansible_venv: Path) -> None:
+        self.lab = lab
+        self.env = dict(env)
+        self.venv = venv
+        self.ansible_venv = ansible_venv
+        self.inventory = WORK / "pyinfra" / "inventory.py"
+
+    def write_inventory(self, known_hosts: Path, path: Path) -> None:
+        """The lab inventory as a pyinfra inventory file: one group per lab group, SSH data per host.
+
+        The lab's YAML is read through `ansible-inventory --list` (the harness has no YAML parser),
+        so pyinfra sees exactly the hosts, addresses, keys and variables Ansible sees.
+        """
+        listing = json.loads(output_of([self.ansible_venv / "bin" / "ansible-inventory",
+                                        "-i", self.lab.inventory, "--list"]))
+        hostvars: dict[str, dict[str, object]] = listing["_meta"]["hostvars"]
+
+        def members(group: str) -> set[str]:
+            body = listing.get(group, {})
+            found = set(body.get("hosts", []))
+            for child in body.get("children", []):
+                found |= members(child)
+            return found
+
+        groups = {g: members(g) for g in listing if g not in ("_meta", "all", "ungrouped")}
+        lines = [f"# Written by benchmarks/run.py from {self.lab.inventory}: do not edit.", ""]
+        for group in sorted(groups):
+            if not group.isidentifier():
+                raise BenchError(f"group {group!r} cannot be a pyinfra group name")
+        entries = []
+        for host in sorted(hostvars):
+            hv = hostvars[host]
+            data = {
+                "ssh_hostname": hv["ansible_host"], "ssh_port": hv.get("ansible_port", 22),
+                "ssh_user": hv["ansible_user"], "ssh_key": hv["ansible_ssh_private_key_file"],
+                "ssh_known_hosts_file": str(known_hosts), "ssh_strict_host_key_checking": "yes",
+                "zeta_role": hv["zeta_role"],
+                "group_names": sorted(g for g, hosts in groups.items() if host in hosts),
+            }
+            entries.append(f"    ({host!r}, {data!r}),")
+        lines += ["lab = [", *entries, "]"]
+        for group in sorted(groups):
+            if group != "lab":
+                lines.append(f"{group} = {sorted(groups[group])!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+
+    def command(self, inventory: Path, limit: str | None = None) -> list[str | Path]:
+        cmd: list[str | Path] = [self.venv / "bin" / "pyinfra", "-y", "--parallel",
+                                 str(max(self.lab.size, 1)), inventory, WORKLOAD / "pyinfra" / "deploy.py"]
+        return [*cmd[:2], "--limit", limit, *cmd[2:]] if limit else cmd
+
+    def run(self, phase: str, label: str) -> float:
+        result = run_timed(self.command(self.inventory), label, self.env)
+        connected = set(self.CONNECTED.findall(result.stdout))
+        changed = {h: 0 for h in connected}
+        errors = []
+        for host, what in self.LINE.findall(result.stdout.split("--> Beginning operation run", 1)[-1]):
+            if what == "Success":
+                changed[host] = changed.get(host, 0) + 1
+            elif what == "Error":
+                errors.append(host)
+        if result.returncode != 0 or errors:
+            raise BenchError(f"pyinfra {phase} run exited {result.returncode} "
+                             f"(errors on {sorted(errors)[:5]}); see {result.log}")
+        expect_changes(self.name, phase, changed, self.lab.size, result)
+        return result.seconds
+
+    def refuses_wrong_key(self, bad_known_hosts: Path) -> bool:
+        inventory = WORK / "pyinfra" / "inventory-selftest.py"
+        self.write_inventory(bad_known_hosts, inventory)
+        result = run_timed(self.command(inventory, "lab-001"), "hostkey-selftest-pyinfra", self.env)
+        text = result.stdout + result.stderr
+        return result.returncode != 0 and "Connected" not in text and "host key" in text.lower()
+
+
+class Floor:
+    name = "floor"
+
+    def __init__(self, lab: Lab, env: Mapping[str, str]) -> None:
+        self.lab = lab
+        self.env = dict(env)
+
+    def check(self, label: str) -> float:
+        result = run_timed([PROJECT_PYTHON, FLOOR, "check", "-i", self.lab.inventory,
+                            "--dir", BENCH_DIRS["zetactl"]], label, self.env)
+        want = f"floor check: {self.lab.size}/{self.lab.size} hosts passed"
+        if result.returncode != 0 or want not in result.stdout:
+            raise BenchError(f"floor check failed (exit {result.returncode}); see {result.log}")
+        return result.seconds
+
+    def reset(self, label: str) -> None:
+        result = run_timed([PROJECT_PYTHON, FLOOR, "reset", "-i", self.lab.inventory, *BENCH_DIRS.values()],
+                           label, self.env)
+        if result.returncode != 0:
+            raise BenchError(f"could not reset the nodes (exit {result.returncode}); see {result.log}")
+
+    def verify_other(self, tool: str, label: str) -> None:
+        """The other tools' trees must hold the same content (an equivalence check, not timed)."""
+        result = run_timed([PROJECT_PYTHON, FLOOR, "check", "-i", self.lab.inventory,
+                            "--dir", BENCH_DIRS[tool]], label, self.env)
+        if result.returncode != 0:
+            raise BenchError(f"{tool} left {BENCH_DIRS[tool]} different from the workload's spec; "
+                             f"see {result.log}")
+
+
+# -- the host-key self-test --------------------------------------------------------------------
+def host_key_self_test(lab: Lab, zetactl: Zetactl, ansible: Ansible, pyinfra: Pyinfra) -> None:
+    """Each tool must refuse lab-001 when its pinned key is wrong: proof that checking is on."""
+    lines = lab.known_hosts.read_text().splitlines()
+    if len(lines) < 2:
+        raise BenchError("the host-key self-test needs a lab of at least 2 nodes")
+    addresses = [ln.split()[0] for ln in lines]
+    keys = [" ".join(ln.split()[1:3]) for ln in lines]
+    rotated = [f"{addresses[i]} {keys[(i + 1) % len(keys)]}" for i in range(len(lines))]
+    bad_known_hosts = WORK / "selftest" / "known_hosts"
+    bad_known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    bad_known_hosts.write_text("\n".join(rotated) + "\n")
+    inventory_text = lab.inventory.read_text()
+    if str(lab.known_hosts) not in inventory_text:
+        raise BenchError(f"{lab.inventory} does not name {lab.known_hosts}")
+    bad_inventory = WORK / "selftest" / "inventory.yml"
+    bad_inventory.write_text(inventory_text.replace(str(lab.known_hosts), str(bad_known_hosts)))
+    results = {
+        "zetactl": zetactl.refuses_wrong_key(bad_inventory),
+        "ansible": ansible.refuses_wrong_key(bad_known_hosts),
+        "pyinfra": pyinfra.refuses_wrong_key(bad_known_hosts),
+    }
+    accepted = [tool for tool, refused in results.items() if not refused]
+    if accepted:
+        raise BenchError(f"host-key self-test: {', '.join(accepted)} did not refuse a wrong pinned key "
+                         f"(logs: {LOGS}/hostkey-selftest-*.log)")
+    log("host-key self-test: zetactl, ansible and pyinfra each refused a node whose pinned key was wrong")
+
+
+# -- the machine -------------------------------------------------------------------------------
+def first_match(path: str, pattern: str) -> str:
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return "?"
+    match = re.search(pattern, text, re.M)
+    return match.group(1).strip() if match else "?"
+
+
+def package_version(python: Path, package: str) -> str:
+    try:
+        return output_of([python, "-c", f"import importlib.metadata as m; print(m.version({package!r}))"])
+    except BenchError:
+        return "?"
+
+
+def machine_description(ansible_venv: Path, pyinfra_venv: Path) -> list[tuple[str, str]]:
+    mem_kib = first_match("/proc/meminfo", r"^MemTotal:\s+(\d+)")
+    memory = f"{int(mem_kib) / 1024 / 1024:.1f} GiB" if mem_kib.isdigit() else "?"
+    commit = "?"
+    try:
+        commit = output_of(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+        if output_of(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]):
+            commit += " (work tree had uncommitted changes)"
+    except (BenchError, OSError):
+        pass
+    os_name = first_match("/etc/os-release", r'^PRETTY_NAME="?([^"\n]*)')
+    ssh_version = subprocess.run(["ssh", "-V"], capture_output=True, text=True, check=False).stderr.strip()
+    sshd = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "openssh-server"], capture_output=True,
+                          text=True, check=False).stdout.strip()
+    return [
+        ("CPUs (nproc)", str(len(os.sched_getaffinity(0)))),
+        ("CPU model", first_match("/proc/cpuinfo", r"^model name\s*:\s*(.+)$")),
+        ("memory", memory),
+        ("OS", f"{os_name}, kernel {platform.release()}"),
+        ("Python", f"{platform.python_version()} ({sys.executable})"),
+        ("zetactl", f"{package_version(PROJECT_PYTHON, 'zetactl')} at commit {commit}, "
+                    f"asyncssh {package_version(PROJECT_PYTHON, 'asyncssh')}"),
+        ("Ansible", f"ansible-core {package_version(ansible_venv / 'bin' / 'python', 'ansible-core')}"),
+        ("pyinfra", f"pyinfra {package_version(pyinfra_venv / 'bin' / 'python', 'pyinfra')}, "
+                    f"paramiko {package_version(pyinfra_venv / 'bin' / 'python', 'paramiko')}, "
+                    f"gevent {package_version(pyinfra_venv / 'bin' / 'python', 'gevent')}"),
+        ("OpenSSH", f"{ssh_version} (client); openssh-server {sshd or '?'} (the lab's sshd)"),
+    ]
+
+
+# -- the report --------------------------------------------------------------------------------
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def ratio(top: float | None, bottom: float | None) -> str:
+    return "-" if top is None or bottom is None or bottom <= 0 else f"{top / bottom:.1f}x"
+
+
+def tables(m: Measurements, sizes: Sequence[int]) -> list[tuple[str, list[str], list[list[str]]]]:
+    noop_rows, first_rows = [], []
+    for size in sizes:
+        z, a, p, f = (m.median(size, tool, "noop") for tool in (*TOOLS, "floor"))
+        noop_rows.append([str(size), seconds(z), seconds(a), seconds(p), seconds(f),
+                          ratio(a, z), ratio(p, z), ratio(z, f)])
+        z1, a1, p1 = (m.median(size, tool, "first") for tool in TOOLS)
+        first_rows.append([str(size), seconds(z1), seconds(a1), seconds(p1), ratio(a1, z1), ratio(p1, z1)])
+    return [
+        ("No-op re-run, wall seconds", ["hosts", "zetactl", "ansible", "pyinfra", "floor", "ansible/zetactl",
+                                        "pyinfra/zetactl", "zetactl/floor"], noop_rows),
+        ("First run (everything changes), wall seconds", ["hosts", "zetactl", "ansible", "pyinfra",
+                                                          "ansible/zetactl", "pyinfra/zetactl"], first_rows),
+    ]
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-markdown table (tabulate's 'github' format when tabulate is importable)."""
+    try:
+        from tabulate import tabulate  # optional: the project's venv has it
+    except ImportError:
+        widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
+
+        def line(cells: list[str]) -> str:
+            return "| " + " | ".join(c.rjust(w) if i else c.ljust(w)
+                                     for i, (c, w) in enumerate(zip(cells, widths, strict=True))) + " |"
+
+        rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+        return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+    return str(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True,
+                        colalign=("left", *("right",) * (len(headers) - 1))))
+
+
+def render_tables(m: Measurements, sizes: Sequence[int], repeat: int) -> str:
+    note = "one run each" if repeat == 1 else f"median of {repeat} runs each"
+    return "\n\n".join(f"**{title}** ({note})\n\n{format_table(headers, rows)}"
+                       for title, headers, rows in tables(m, sizes))
+
+
+def write_doc(m: Measurements, sizes: Sequence[int], repeat: int, command: str,
+              machine: list[tuple[str, str]], started: datetime, loads: tuple[str, str]) -> None:
+    machine_rows = "\n".join(f"- **{k}**: {v}" for k, v in machine)
+    text = f"""# Benchmarks: zetactl vs Ansible vs pyinfra
+
+Written by `benchmarks/run.py` on {started.strftime('%Y-%m-%d %H:%M UTC')}. Reproduce with:
+
+```
+{command}
+```
+
+{render_tables(m, sizes, repeat)}
+
+Ratios above 1x mean the first-named tool took longer. The floor is the least any tool can do for
+a no-op run (one SSH connection per host, one shell script checking the 10 managed things), so
+`zetactl/floor` is zetactl's overhead over bare SSH.
+
+## What ran
+
+Every tool ran against the **same lab** (`zetactl lab up N --subnet {SUBNET}`: N real OpenSSH sshd
+nodes on 127.0.{SUBNET}.x, a fresh lab for each size) with the **same pinned host keys** (the lab's
+`known_hosts`), and **host-key checking on** for every tool: zetactl always checks; Ansible ran with
+`ANSIBLE_HOST_KEY_CHECKING=True` and `-o UserKnownHostsFile=<lab known_hosts> -o
+StrictHostKeyChecking=yes`; pyinfra with `ssh_known_hosts_file=<lab known_hosts>` and
+`ssh_strict_host_key_checking=yes`; the floor with asyncssh `known_hosts=<lab known_hosts>`. Before
+timing, a self-test gave each tool a known_hosts with a wrong key for lab-001 and checked that each
+refused to connect.
+
+The workload (`benchmarks/workload/<tool>/`) is the same 10 steps for each tool, each in its own
+tree on the nodes (`/etc/bench-zetactl`, `/etc/bench-ansible`, `/etc/bench-pyinfra`): 2 directories,
+4 Jinja2 templates (the same template files, rendered with host variables: `inventory_hostname`,
+`zeta_role`, `group_names`), 1 line-in-file, 1 symlink, 1 command with `creates`, sshd started; one
+template notifies a handler that runs `touch`. Per size and run: the nodes' trees are removed, each
+tool does a **first run** (must report exactly {FIRST_RUN_CHANGES} changes on every host: 9 steps + the
+handler) and then a **no-op re-run** (must report 0 changes on every host), and the floor checks the
+zetactl tree. After timing, the floor's checks also pass on the Ansible and pyinfra trees (same
+content, same modes). A time is the wall time of the tool's whole command (interpreter start,
+inventory and playbook loading, connections, work), taken by `time.perf_counter()` around it.
+
+- **zetactl**: `zetactl deploy bench.yml -i <lab inventory> --forks N --format json --no-progress`.
+- **Ansible**: `ansible-playbook` with `benchmarks/workload/ansible/ansible.cfg` (forks = N,
+  `pipelining = True`, `ssh_args = -o ControlMaster=auto -o ControlPersist=60s`, `gathering = explicit`
+  and `gather_facts: false`, `interpreter_python = /usr/bin/python3`, default linear strategy), on the
+  lab's YAML inventory as it is. Every first run starts with no ControlPersist master; the no-op
+  re-run reuses the masters the first run left, as ControlPersist is meant to.
+- **pyinfra**: `pyinfra -y --parallel N <inventory.py> deploy.py`, with an inventory file generated
+  from the lab's (same hosts, addresses, key, variables). pyinfra has no `creates`; the workload uses
+  its idiom (a `File` fact, then the command only if the file is missing). The sshd step uses a small
+  `systemctl is-active` fact and `systemctl start` when inactive instead of `systemd.service`:
+  pyinfra's own `SystemdStatus` fact calls `systemctl show --property Id ...`, and the lab's
+  `systemctl` stand-in accepts only `--property=Id` / `-p Id`, so it fails there.
+- **floor**: `benchmarks/floor.py check`, run with the project's `.venv/bin/python`.
+
+## Machine
+
+{machine_rows}
+- **load average** (1, 5, 15 min): {loads[0]} at the start, {loads[1]} at the end
+
+The machine has 2 cores and another engineer's test suite was running on it at the same time, so the
+numbers are noisy: compare ratios within a row rather than absolute times across runs.
+"""
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text)
+
+
+# -- main --------------------------------------------------------------------------------------
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sizes: comma-separated integers, not {text!r}") from None
+    if not sizes or any(not 2 <= s <= 250 for s in sizes):
+        raise argparse.ArgumentTypeError("--sizes: each size must be between 2 and 250")
+    return sizes
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def display_command() -> str:
+    python = Path(sys.executable)
+    try:
+        shown = str(python.relative_to(ROOT)) if python.is_relative_to(ROOT) else str(python)
+    except ValueError:
+        shown = str(python)
+    script = Path(sys.argv[0]).resolve()
+    script_shown = str(script.relative_to(ROOT)) if script.is_relative_to(ROOT) else str(script)
+    return shlex.join([shown, script_shown, *sys.argv[1:]])
+
+
+def benchmark(sizes: Sequence[int], repeat: int, m: Measurements, lab: Lab, zetactl: Zetactl,
+              ansible: Ansible, pyinfra: Pyinfra, floor: Floor) -> None:
+    tools: dict[str, Zetactl | Ansible | Pyinfra] = {"zetactl": zetactl, "ansible": ansible,
+                                                     "pyinfra": pyinfra}
+    for index, size in enumerate(sizes):
+        lab.up(size)
+        pyinfra.write_inventory(lab.known_hosts, pyinfra.inventory)
+        if index == 0:
+            host_key_self_test(lab, zetactl, ansible, pyinfra)
+        for r in range(repeat):
+            tag = f"n{size}-r{r + 1}"
+            floor.reset(f"{tag}-reset")  # also warms every node's sshd before anything is timed
+            for name, tool in tools.items():
+                for phase in ("first", "noop"):
+                    log(f"{size} hosts, run {r + 1}/{repeat}: {name} {phase} ...")
+                    took = tool.run(phase, f"{tag}-{name}-{phase}")
+                    m.add(size, name, phase, took)
+                    log(f"{size} hosts, run {r + 1}/{repeat}: {name} {phase}: {took:.2f}s")
+            took = floor.check(f"{tag}-floor")
+            m.add(size, "floor", "noop", took)
+            log(f"{size} hosts, run {r + 1}/{repeat}: floor: {took:.2f}s")
+            for name in ("ansible", "pyinfra"):
+                floor.verify_other(name, f"{tag}-verify-{name}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=parse_sizes, default=[10, 50, 100],
+                        help="fleet sizes (default 10,50,100)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per number; the median is reported (default 1)")
+    parser.add_argument("--no-doc", action="store_true",
+                        help="print the table only; leave docs/benchmarks.md as it is")
+    args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if os.geteuid() != 0:
+        parser.error("the lab needs root")
+    for needed in (PROJECT_PYTHON, ZETACTL):
+        if not needed.exists():
+            parser.error(f"{needed} is missing: install the project into .venv first")
+
+    started = datetime.now(UTC)
+    command = display_command()
+    load_start = loadavg()
+    if LOGS.exists():
+        shutil.rmtree(LOGS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "PYINFRA_", "ZETACTL_"))}
+    ansible_venv = ensure_venv("ansible", VENV_SPECS["ansible"])
+    pyinfra_venv = ensure_venv("pyinfra", VENV_SPECS["pyinfra"])
+    machine = machine_description(ansible_venv, pyinfra_venv)
+
+    lab = Lab(env)
+    zetactl = Zetactl(lab, env)
+    ansible = Ansible(lab, env, ansible_venv)
+    pyinfra = Pyinfra(lab, env, pyinfra_venv, ansible_venv)
+    floor = Floor(lab, env)
+    m = Measurements()
+    try:
+        benchmark(args.sizes, args.repeat, m, lab, zetactl, ansible, pyinfra, floor)
+    except BenchError as exc:
+        log(f"FAILED: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        log("lab: stopping")
+        try:
+            lab.down()
+        except BenchError as exc:
+            log(f"lab: could not stop it: {exc}")
+        ansible.close_masters()
+
+    (WORK / "results.json").write_text(json.dumps({"command": command, "started": started.isoformat(),
+                                                   "runs": m.runs}, indent=1) + "\n")
+    sys.stdout.write(render_tables(m, args.sizes, args.repeat) + "\n")
+    if not args.no_doc:
+        write_doc(m, args.sizes, args.repeat, command, machine, started, (load_start, loadavg()))
+        log(f"wrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
