@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from zetactl.engine.states import FINAL, TRANSITIONS, IllegalTransition, State, check_transition
@@ -14,7 +16,7 @@ def test_happy_paths_are_allowed() -> None:
         [State.PENDING, State.SKIPPED],
         [State.PENDING, State.PROBED, State.DRIFTED, State.BLOCKED],
     ):
-        for current, new in zip(path, path[1:], strict=False):
+        for current, new in itertools.pairwise(path):
             check_transition(current, new)
 
 
@@ -29,7 +31,7 @@ def test_everything_else_is_refused(current: State) -> None:
 
 
 def test_final_states_go_nowhere_and_nothing_goes_back() -> None:
-    assert FINAL == {State.DONE, State.FAILED, State.SKIPPED, State.BLOCKED}
+    assert {State.DONE, State.FAILED, State.SKIPPED, State.BLOCKED} == FINAL
     with pytest.raises(IllegalTransition):
         check_transition(State.APPLIED, State.PROBED)
     with pytest.raises(IllegalTransition):

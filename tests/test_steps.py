@@ -31,7 +31,8 @@ CASES: list[tuple[Step, dict[str, str], type, str]] = [
     (step("file", path="/f", content="hi\n"), {"type": "absent"}, Change, "create /f"),
     (step("file", path="/f", content="hi\n"), {**FILE, "sha256": sha(b"hi\n")}, NoChange, "wanted content"),
     (step("file", path="/f", content="hi\n"), {**FILE, "sha256": sha(b"old")}, Change, "update /f"),
-    (step("file", path="/f", content="hi\n", owner="zeta"), {**FILE, "sha256": sha(b"hi\n")}, Change, "owner root -> zeta"),
+    (step("file", path="/f", content="hi\n", owner="zeta"), {**FILE, "sha256": sha(b"hi\n")}, Change,
+     "owner root -> zeta"),
     (step("file", path="/f", payload=b"\x00bin", source="x.bin"), {**FILE, "sha256": sha(b"\x00bin")}, NoChange, ""),
     (step("symlink", path="/l", target="/t"), {"type": "link", "target": "/t"}, NoChange, "already"),
     (step("symlink", path="/l", target="/t"), {"type": "link", "target": "/old"}, Change, "was -> /old"),
@@ -39,11 +40,14 @@ CASES: list[tuple[Step, dict[str, str], type, str]] = [
     (step("command", cmd="make", creates="/done"), {"creates": "yes"}, NoChange, "/done exists"),
     (step("command", cmd="make", unless="test -e /x"), {"unless": "ok"}, NoChange, "unless"),
     (step("command", cmd="make"), {}, Change, "run: make"),
-    (step("systemd", unit="k3s", state="started"), {"LoadState": "loaded", "ActiveState": "active"}, NoChange, "active"),
+    (step("systemd", unit="k3s", state="started"), {"LoadState": "loaded", "ActiveState": "active"},
+     NoChange, "active"),
     (step("systemd", unit="k3s", state="started"), {"LoadState": "loaded", "ActiveState": "failed"}, Change, "start"),
     (step("systemd", unit="k3s", state="stopped"), {"LoadState": "loaded", "ActiveState": "inactive"}, NoChange, ""),
-    (step("systemd", unit="k3s", state="restarted"), {"LoadState": "loaded", "ActiveState": "active"}, Change, "restart"),
-    (step("systemd", unit="k3s", enabled=True), {"LoadState": "loaded", "UnitFileState": "disabled"}, Change, "enable"),
+    (step("systemd", unit="k3s", state="restarted"), {"LoadState": "loaded", "ActiveState": "active"}, Change,
+     "restart"),
+    (step("systemd", unit="k3s", enabled=True), {"LoadState": "loaded", "UnitFileState": "disabled"}, Change,
+     "enable"),
     (step("systemd", unit="k3s", enabled=True), {"LoadState": "loaded", "UnitFileState": "static"}, NoChange, ""),
     (step("systemd", unit="nope", state="started"), {"LoadState": "not-found"}, Change, "not found"),
 ]
@@ -72,7 +76,7 @@ def test_line_in_file_edits(args: dict[str, Any], old: str, new: str) -> None:
     the_step = step("line_in_file", path="/f", **args)
     decision = the_step.decide({"type": "file", "mode": "644", "content": b64(old)})
     assert isinstance(decision, Change)
-    assert decision.diff and "+" in decision.diff or "-" in (decision.diff or "")
+    assert (decision.diff and "+" in decision.diff) or "-" in (decision.diff or "")
     # the new content travels in the script as base64: decode it back
     encoded = decision.script.split("<<'ZETA_EOF'\n", 1)[1].split("\nZETA_EOF", 1)[0].replace("\n", "")
     import base64

@@ -101,7 +101,8 @@ def resume_state(run: RunRecord) -> tuple[dict[str, Resume], dict[str, HostOutco
                 outcome.steps.append(StepRecord(0, step["name"], step["kind"], step["handler"],
                                                 State(step["state"]), step["changed"], step["summary"]))
             carried[host] = outcome
-    resume = {h: Resume(frozenset(done.get(h, ())), frozenset(notified.get(h, ()))) for h in done.keys() | notified.keys()}
+    resume = {h: Resume(frozenset(done.get(h, ())), frozenset(notified.get(h, ())))
+              for h in done.keys() | notified.keys()}
     return resume, carried
 
 

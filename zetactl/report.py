@@ -69,5 +69,5 @@ def json_document(run_id: str, outcomes: Mapping[str, HostOutcome], *, check: bo
     }
 
 
-def print_json(out: TextIO, document: Mapping[str, Any]) -> None:
+def print_json(out: TextIO, document: Any) -> None:
     out.write(json.dumps(document, indent=2) + "\n")

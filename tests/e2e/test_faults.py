@@ -158,7 +158,7 @@ def test_two_controllers_on_one_host_never_interleave(fault_lab: Lab, cli: Cli, 
     log = fault_lab.node("lab-001").path("/var/log/t-lock.log").read_text().split()
     assert log == ["start", "end", "start", "end"], log
     # a second controller that cannot get the lock in time fails clearly and touches nothing
-    slow = write_playbook(tmp_path, play.read_text().replace("sleep 1", "sleep 5"), "slow.yml")
+    slow = write_playbook(tmp_path, play.read_text().replace("sleep 1", "sleep 8"), "slow.yml")
     holder = cli.popen("deploy", str(slow), "-i", str(fault_lab.inventory))
     wait_for(lambda: fault_lab.node("lab-001").path("/var/log/t-lock.log").read_text().count("start") == 3)
     waiter = cli("deploy", str(play), "-i", str(fault_lab.inventory), "--lock-timeout", "0.3", "--format", "json")
@@ -212,3 +212,23 @@ def test_readers_never_see_a_half_written_file(fault_lab: Lab, cli: Cli, tmp_pat
     import json
     seen = {line.split()[0] for line in json.loads(out)["hosts"]["lab-002"]["stdout"].splitlines()}
     assert seen and seen <= digests, seen
+
+
+def test_serial_waves_stop_when_the_failure_budget_is_spent(fault_lab: Lab, cli: Cli, tmp_path: Path) -> None:
+    play = write_playbook(tmp_path, "hosts: all\nsteps:\n  - file: {path: /etc/t-waves, content: x}\n")
+    fault_lab.stop_node("lab-001")
+    result = cli("deploy", str(play), "-i", str(fault_lab.inventory), "--serial", "1", "--max-fail", "0",
+                 "--format", "json")
+    assert result.returncode == 2, result
+    hosts = result.json()["hosts"]
+    assert hosts["lab-001"]["status"] == "unreachable"
+    assert hosts["lab-002"]["status"] == hosts["lab-003"]["status"] == "not-run"
+    assert "failure budget" in hosts["lab-002"]["error"]
+    assert not fault_lab.node("lab-002").path("/etc/t-waves").exists()
+    # with a budget of one failure, the run goes on past the dead node, one host per wave
+    result = cli("deploy", str(play), "-i", str(fault_lab.inventory), "--serial", "1", "--max-fail", "1",
+                 "--format", "json")
+    assert result.returncode == 3
+    assert [h["status"] for h in result.json()["hosts"].values()] == ["unreachable", "changed", "changed"]
+    events = cli.journal(result.json()["run_id"])
+    assert [e["hosts"] for e in events if e.get("event") == "wave"] == [["lab-001"], ["lab-002"], ["lab-003"]]

@@ -12,7 +12,8 @@ from tabulate import tabulate
 
 from zetactl.adhoc import run_command
 from zetactl.cli.common import FormatOpt, InventoryOpt, LimitOpt, check_format, inventory_path, parse_extra_vars
-from zetactl.deploy import DeployRequest, deploy as run_deploy, prepare
+from zetactl.deploy import DeployRequest, prepare
+from zetactl.deploy import deploy as run_deploy
 from zetactl.engine.fleet import FleetSettings
 from zetactl.errors import BadInput, ExitCode
 from zetactl.inventory import load_inventory, select_hosts

@@ -15,7 +15,6 @@ from zetactl.inventory import Inventory, load_inventory, select_hosts
 from zetactl.report import print_json
 
 
-
 def list_hosts(inventory: InventoryOpt = None, limit: LimitOpt = None,  # type: ignore[assignment]
                output_format: FormatOpt = "table") -> None:
     """List hosts with address, user and groups.

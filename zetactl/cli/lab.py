@@ -92,4 +92,7 @@ def rekey(node: NodeArg, directory: DirOpt = None) -> None:
     err(f"lab: {node} has a new host key: {key.split()[0]} {key.split()[1][:24]}...")
 
 
-COMMANDS = {"up": up, "down": down, "status": status, "stop": stop, "start": start, "freeze": freeze, "thaw": thaw, "rekey": rekey}
+COMMANDS = {
+    "up": up, "down": down, "status": status, "stop": stop, "start": start, "freeze": freeze, "thaw": thaw,
+    "rekey": rekey,
+}

@@ -13,7 +13,6 @@ from zetactl.hostkeys import trust as trust_key
 from zetactl.inventory import load_inventory
 
 
-
 def trust(host: Annotated[str, typer.Argument(help="Host name from the inventory.")],
           fingerprint: Annotated[str, typer.Option("--fingerprint", help="SHA256:... checked out of band "
                                                    "(e.g. on the node's console: ssh-keygen -lf "

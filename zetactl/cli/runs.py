@@ -14,7 +14,6 @@ from zetactl.journal import list_runs, load_run
 from zetactl.report import print_json
 
 
-
 def list_cmd(output_format: FormatOpt = "table",
              last: Annotated[int, typer.Option("--last", "-n", help="Show the newest N runs.")] = 20) -> None:
     """List recent runs.

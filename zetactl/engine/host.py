@@ -199,9 +199,7 @@ class HostRun:
             batch.append((key, step, decision))
             dirty.extend(step.touches())
             barrier = barrier or step.barrier
-        if batch and not await self._flush(conn, batch):
-            return False
-        return True
+        return not batch or await self._flush(conn, batch)
 
     def _notify(self, key: int) -> None:
         planned = self._all_steps()[key][1]

@@ -173,7 +173,8 @@ class _Builder:
                 membership[host] |= {group} | self._ancestors(group)
         grouped = {h for g, hs in self.group_hosts.items() if g != "all" for h in hs}
         ungrouped = [h for h in self.host_vars if h not in grouped]
-        self.group_hosts.setdefault("ungrouped", []).extend(h for h in ungrouped if h not in self.group_hosts["ungrouped"])
+        listed = self.group_hosts.setdefault("ungrouped", [])
+        listed.extend(h for h in ungrouped if h not in listed)
         self.group_depth.setdefault("ungrouped", 1)
         self.parents.setdefault("ungrouped", set()).add("all")
         for host in ungrouped:
@@ -189,8 +190,8 @@ class _Builder:
             )
             for name in sorted(self.group_depth, key=lambda g: (self.group_depth[g], g))
         }
-        hosts = {name: self._host(name, membership[name], groups) for name in self.host_vars}
-        return Inventory(path=self.path, hosts=hosts, groups=groups)
+        host_map = {name: self._host(name, membership[name], groups) for name in self.host_vars}
+        return Inventory(path=self.path, hosts=host_map, groups=groups)
 
     def _host(self, name: str, member_of: set[str], groups: Mapping[str, Group]) -> Host:
         ordered = sorted(member_of, key=lambda g: (groups[g].depth, g))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,7 +17,16 @@ from typing import Any
 import yaml
 
 from zetactl.errors import LabError
-from zetactl.lab.layout import BOOT_SCRIPT, DEFAULT_SUBNET, OVERLAID, NodeSpec, new_host_key, node_spec, seed_node, write
+from zetactl.lab.layout import (
+    BOOT_SCRIPT,
+    DEFAULT_SUBNET,
+    OVERLAID,
+    NodeSpec,
+    new_host_key,
+    node_spec,
+    seed_node,
+    write,
+)
 
 BIN_DIR = Path(__file__).parent / "bin"
 FORBIDDEN_ROOTS = tuple(f"/{tree}" for tree in (*OVERLAID, "run"))
@@ -163,8 +173,8 @@ class Lab:
                 del current[name]
         started: list[tuple[NodeSpec, subprocess.Popen[bytes]]] = []
         for spec in wanted:
-            node = current.get(spec.name)
-            if node and node.alive():
+            running = current.get(spec.name)
+            if running and running.alive():
                 continue
             started.append((spec, self._start(spec, operator_pub)))
         for spec, proc in started:
@@ -211,10 +221,8 @@ class Lab:
             return
         for pid, started in namespace_members(node.pid):
             if process_start_time(pid) == started:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
 
     def rekey(self, name: str) -> str:
         """Give a node a new host key (a reinstalled machine) and restart it; known_hosts is NOT updated."""
@@ -262,10 +270,8 @@ class Lab:
             time.sleep(0.02)
         for pid, started in members:  # sessions (sshd forks them into new sessions) and their commands
             if process_start_time(pid) == started:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         return 1
 
     def _wait_listening(self, nodes: list[LabNode], timeout: float) -> None:

@@ -202,4 +202,4 @@ for link in /etc/systemd/system/*.wants/*; do
   echo active > "/run/zeta-lab/units/${link##*/}"
 done
 exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
-""" % {"size": TMPFS_SIZE, "trees": " ".join(OVERLAID)}
+""".replace("%(size)s", TMPFS_SIZE).replace("%(trees)s", " ".join(OVERLAID))

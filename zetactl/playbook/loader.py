@@ -96,7 +96,8 @@ def _step(item: Located, index: int, handler: bool) -> StepDecl:
     for option in args:
         if option not in options:
             raise where.error(f"{kind}: unknown option {option!r} (known: {', '.join(sorted(options))})")
-    name = item.get("name") or f"{kind} {args.get('path') or args.get('dest') or args.get('unit') or args.get('cmd') or ''}".strip()
+    target = args.get("path") or args.get("dest") or args.get("unit") or args.get("cmd") or ""
+    name = item.get("name") or f"{kind} {target}".strip()
     if handler and not item.get("name"):
         raise item.error("a handler needs a name (steps notify it by name)")
     when = item.get("when")

@@ -24,7 +24,6 @@ from zetactl.inventory import Host, Inventory
 from zetactl.playbook.model import Playbook, StepDecl
 from zetactl.steps import KINDS, Step, Where
 
-
 WHOLE_EXPRESSION = re.compile(r"^\s*\{\{((?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
 
 

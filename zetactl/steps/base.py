@@ -75,11 +75,13 @@ class Step(ABC):
         self.setup()
 
     @classmethod
-    def precheck(cls, args: Mapping[str, Any], where: Where) -> None:  # noqa: B027 - optional hook
+    def precheck(cls, args: Mapping[str, Any], where: Where) -> None:
         """Checks on the rendered options needed before the renderer reads a payload file."""
+        return None
 
-    def setup(self) -> None:  # noqa: B027 - optional hook
+    def setup(self) -> None:
         """Check combinations of options once they are rendered; raise self.where.error()."""
+        return None
 
     def target(self) -> str:
         """What the step manages, for reports (a path, a unit, a command)."""

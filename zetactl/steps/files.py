@@ -90,9 +90,9 @@ class File(PathStep):
 
     @classmethod
     def precheck(cls, args: Mapping[str, Any], where: Where) -> None:
-        if cls.kind == "file" and args.get("state", "present") == "present":
-            if (args.get("content") is None) == (args.get("source") is None):
-                raise where.error("file: give exactly one of 'content' or 'source'")
+        both_or_neither = (args.get("content") is None) == (args.get("source") is None)
+        if cls.kind == "file" and args.get("state", "present") == "present" and both_or_neither:
+            raise where.error("file: give exactly one of 'content' or 'source'")
 
     def setup(self) -> None:
         super().setup()
@@ -188,7 +188,7 @@ class LineInFile(PathStep):
     def _matches(self, line: str) -> bool:
         if self.regex is not None:
             return bool(self.regex.search(line))
-        return line == self.args["line"]
+        return bool(line == self.args["line"])
 
     def decide(self, observed: Observed) -> Decision:
         a = self.args

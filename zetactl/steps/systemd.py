@@ -57,11 +57,9 @@ class Systemd(Step):
         state = self.args["state"]
         active = observed.get("ActiveState", "inactive")
         verb = {"started": "start", "stopped": "stop", "restarted": "restart", "reloaded": "reload"}.get(state or "")
-        if (state == "started" and active != "active") or (state == "stopped" and active in ("active", "activating",
-                                                                                                "reloading")):
-            actions.append(str(verb))
-            commands.append(f"systemctl {verb} -- {q(self.unit)}")
-        elif state in ("restarted", "reloaded"):
+        running = active in ("active", "activating", "reloading")
+        if (state == "started" and active != "active") or (state == "stopped" and running) \
+                or state in ("restarted", "reloaded"):
             actions.append(str(verb))
             commands.append(f"systemctl {verb} -- {q(self.unit)}")
         if not actions:

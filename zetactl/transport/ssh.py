@@ -55,7 +55,7 @@ async def _offered_key(host: Host, options: ConnectOptions) -> str:
                                          "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]),
             options.connect_timeout,
         )
-    except (OSError, asyncssh.Error, asyncio.TimeoutError):
+    except (TimeoutError, OSError, asyncssh.Error):
         return "(could not read the offered key)"
     return fingerprint(key) if key else "(no key offered)"
 
@@ -95,7 +95,7 @@ async def connect(host: Host, options: ConnectOptions) -> asyncssh.SSHClientConn
         ) from None
     except asyncssh.PermissionDenied as exc:
         raise Unreachable(f"login refused for {host.user}@{host.address}: {exc.reason}") from None
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise Unreachable(f"no answer from {host.address}:{host.port} within {options.connect_timeout:g}s") from None
     except (OSError, asyncssh.Error) as exc:
         raise Unreachable(f"cannot connect to {host.address}:{host.port}: {exc}") from None
