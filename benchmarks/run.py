@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import statistics
@@ -65,6 +66,7 @@ def log(message: str) -> None:
 @dataclass(frozen=True)
 class Completed:
     seconds: float
+    cpu: float  # user+sys CPU seconds of the command and the children it waited for (the controller)
     returncode: int
     stdout: str
     stderr: str
@@ -74,16 +76,19 @@ class Completed:
 def run_timed(cmd: Sequence[str | Path], name: str, env: Mapping[str, str] | None = None) -> Completed:
     """Run one command from the repo root; its wall time is the measurement. Output goes to a log."""
     args = [str(a) for a in cmd]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(args, cwd=ROOT, env=dict(env) if env is not None else None,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
                           timeout=RUN_TIMEOUT, check=False)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     LOGS.mkdir(parents=True, exist_ok=True)
     path = LOGS / f"{name}.log"
-    path.write_text(f"$ {shlex.join(args)}\n# exit {proc.returncode} after {seconds:.3f}s\n"
-                    f"# --- stdout\n{proc.stdout}\n# --- stderr\n{proc.stderr}")
-    return Completed(seconds, proc.returncode, proc.stdout, proc.stderr, path)
+    path.write_text(f"$ {shlex.join(args)}\n# exit {proc.returncode} after {seconds:.3f}s "
+                    f"({cpu:.2f}s controller CPU)\n# --- stdout\n{proc.stdout}\n# --- stderr\n{proc.stderr}")
+    return Completed(seconds, cpu, proc.returncode, proc.stdout, proc.stderr, path)
 
 
 def output_of(cmd: Sequence[str | Path], env: Mapping[str, str] | None = None) -> str:
@@ -145,12 +150,14 @@ class Measurements:
     """Seconds per (size, tool, phase), each a list over --repeat runs."""
 
     runs: dict[int, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
+    cpu: dict[int, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
 
-    def add(self, size: int, tool: str, phase: str, seconds: float) -> None:
-        self.runs.setdefault(size, {}).setdefault(tool, {}).setdefault(phase, []).append(seconds)
+    def add(self, size: int, tool: str, phase: str, result: Completed) -> None:
+        self.runs.setdefault(size, {}).setdefault(tool, {}).setdefault(phase, []).append(result.seconds)
+        self.cpu.setdefault(size, {}).setdefault(tool, {}).setdefault(phase, []).append(round(result.cpu, 3))
 
-    def median(self, size: int, tool: str, phase: str) -> float | None:
-        values = self.runs.get(size, {}).get(tool, {}).get(phase)
+    def median(self, size: int, tool: str, phase: str, *, cpu: bool = False) -> float | None:
+        values = (self.cpu if cpu else self.runs).get(size, {}).get(tool, {}).get(phase)
         return statistics.median(values) if values else None
 
 
@@ -179,7 +186,7 @@ class Zetactl:
                                  "--forks", str(max(self.lab.size, 1)), "--format", "json", "--no-progress"]
         return [*cmd, "--limit", limit] if limit else cmd
 
-    def run(self, phase: str, label: str) -> float:
+    def run(self, phase: str, label: str) -> Completed:
         result = run_timed(self.command(self.lab.inventory), label, self.env)
         try:
             document = json.loads(result.stdout)
@@ -193,7 +200,7 @@ class Zetactl:
             raise BenchError(f"zetactl {phase} run exited {result.returncode}: {sample}; see {result.log}")
         changed = {h: int(v["changed"]) for h, v in hosts.items()}
         expect_changes(self.name, phase, changed, self.lab.size, result)
-        return result.seconds
+        return result
 
     def refuses_wrong_key(self, bad_inventory: Path) -> bool:
         result = run_timed(self.command(bad_inventory, "lab-001"), "hostkey-selftest-zetactl", self.env)
@@ -234,7 +241,7 @@ class Ansible:
             subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "bench"],
                            capture_output=True, check=False, timeout=30)
 
-    def run(self, phase: str, label: str) -> float:
+    def run(self, phase: str, label: str) -> Completed:
         if phase == "first":
             self.close_masters()
         for sub in (self.home / "tmp", self.control_dir):
@@ -247,7 +254,7 @@ class Ansible:
             raise BenchError(f"ansible {phase} run exited {result.returncode} "
                              f"(unreachable/failed on {sorted(bad)[:5]}); see {result.log}")
         expect_changes(self.name, phase, {h: r[0] for h, r in recap.items()}, self.lab.size, result)
-        return result.seconds
+        return result
 
     def refuses_wrong_key(self, bad_known_hosts: Path) -> bool:
         env = {**self.env, "ANSIBLE_FORKS": "1",
@@ -315,7 +322,7 @@ class Pyinfra:
                                  str(max(self.lab.size, 1)), inventory, WORKLOAD / "pyinfra" / "deploy.py"]
         return [*cmd[:2], "--limit", limit, *cmd[2:]] if limit else cmd
 
-    def run(self, phase: str, label: str) -> float:
+    def run(self, phase: str, label: str) -> Completed:
         result = run_timed(self.command(self.inventory), label, self.env)
         text = result.stdout + result.stderr  # pyinfra reports on stderr
         connected = set(self.CONNECTED.findall(text))
@@ -330,7 +337,7 @@ class Pyinfra:
             raise BenchError(f"pyinfra {phase} run exited {result.returncode} "
                              f"(errors on {sorted(errors)[:5]}); see {result.log}")
         expect_changes(self.name, phase, changed, self.lab.size, result)
-        return result.seconds
+        return result
 
     def refuses_wrong_key(self, bad_known_hosts: Path) -> bool:
         inventory = WORK / "pyinfra" / "inventory-selftest.py"
@@ -347,13 +354,13 @@ class Floor:
         self.lab = lab
         self.env = dict(env)
 
-    def check(self, label: str) -> float:
+    def check(self, label: str) -> Completed:
         result = run_timed([PROJECT_PYTHON, FLOOR, "check", "-i", self.lab.inventory,
                             "--dir", BENCH_DIRS["zetactl"]], label, self.env)
         want = f"floor check: {self.lab.size}/{self.lab.size} hosts passed"
         if result.returncode != 0 or want not in result.stdout:
             raise BenchError(f"floor check failed (exit {result.returncode}); see {result.log}")
-        return result.seconds
+        return result
 
     def reset(self, label: str) -> None:
         result = run_timed([PROJECT_PYTHON, FLOOR, "reset", "-i", self.lab.inventory, *BENCH_DIRS.values()],
@@ -488,6 +495,13 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
                         colalign=("left", *("right",) * (len(headers) - 1))))
 
 
+def cpu_table(m: Measurements, sizes: Sequence[int]) -> str:
+    rows = [[str(size), *(seconds(m.median(size, tool, phase, cpu=True)) for phase in ("noop", "first")
+                          for tool in TOOLS)] for size in sizes]
+    headers = ["hosts", *(f"{tool} {phase}" for phase in ("no-op", "first") for tool in TOOLS)]
+    return format_table(headers, rows)
+
+
 def render_tables(m: Measurements, sizes: Sequence[int], repeat: int) -> str:
     note = "one run each" if repeat == 1 else f"median of {repeat} runs each"
     return "\n\n".join(f"**{title}** ({note})\n\n{format_table(headers, rows)}"
@@ -495,11 +509,13 @@ def render_tables(m: Measurements, sizes: Sequence[int], repeat: int) -> str:
 
 
 def write_doc(m: Measurements, sizes: Sequence[int], repeat: int, command: str,
-              machine: list[tuple[str, str]], started: datetime, loads: tuple[str, str]) -> None:
+              machine: list[tuple[str, str]], started: datetime, duration: float,
+              loads: tuple[str, str]) -> None:
     machine_rows = "\n".join(f"- **{k}**: {v}" for k, v in machine)
     text = f"""# Benchmarks: zetactl vs Ansible vs pyinfra
 
-Written by `benchmarks/run.py` on {started.strftime('%Y-%m-%d %H:%M UTC')}. Reproduce with:
+Written by `benchmarks/run.py` on {started.strftime('%Y-%m-%d %H:%M UTC')} (the whole run took
+{duration / 60:.0f} minutes). Reproduce with:
 
 ```
 {command}
@@ -510,6 +526,14 @@ Written by `benchmarks/run.py` on {started.strftime('%Y-%m-%d %H:%M UTC')}. Repr
 Ratios above 1x mean the first-named tool took longer. The floor is the least any tool can do for
 a no-op run (one SSH connection per host, one shell script checking the 10 managed things), so
 `zetactl/floor` is zetactl's overhead over bare SSH.
+
+**Controller CPU, user+sys seconds** (of each tool's command and the child processes it waited
+for; not the nodes' side, nor Ansible's ControlPersist masters; same runs as above)
+
+{cpu_table(m, sizes)}
+
+The nodes run on the same 2 cores as the controller, so a wall time also pays for the nodes' work
+(sshd, the remote shell or Python) and for whatever else the machine was doing.
 
 ## What ran
 
@@ -603,12 +627,13 @@ def benchmark(sizes: Sequence[int], repeat: int, m: Measurements, lab: Lab, zeta
             for name, tool in tools.items():
                 for phase in ("first", "noop"):
                     log(f"{size} hosts, run {r + 1}/{repeat}: {name} {phase} ...")
-                    took = tool.run(phase, f"{tag}-{name}-{phase}")
-                    m.add(size, name, phase, took)
-                    log(f"{size} hosts, run {r + 1}/{repeat}: {name} {phase}: {took:.2f}s")
-            took = floor.check(f"{tag}-floor")
-            m.add(size, "floor", "noop", took)
-            log(f"{size} hosts, run {r + 1}/{repeat}: floor: {took:.2f}s")
+                    result = tool.run(phase, f"{tag}-{name}-{phase}")
+                    m.add(size, name, phase, result)
+                    log(f"{size} hosts, run {r + 1}/{repeat}: {name} {phase}: {result.seconds:.2f}s "
+                        f"({result.cpu:.1f}s controller CPU)")
+            result = floor.check(f"{tag}-floor")
+            m.add(size, "floor", "noop", result)
+            log(f"{size} hosts, run {r + 1}/{repeat}: floor: {result.seconds:.2f}s")
             for name in ("ansible", "pyinfra"):
                 floor.verify_other(name, f"{tag}-verify-{name}")
 
@@ -663,11 +688,13 @@ def main() -> int:
             log(f"lab: could not stop it: {exc}")
         ansible.close_masters()
 
-    (WORK / "results.json").write_text(json.dumps({"command": command, "started": started.isoformat(),
-                                                   "runs": m.runs}, indent=1) + "\n")
+    duration = (datetime.now(UTC) - started).total_seconds()
+    (WORK / "results.json").write_text(json.dumps({
+        "command": command, "started": started.isoformat(), "duration_seconds": round(duration, 1),
+        "wall_seconds": m.runs, "controller_cpu_seconds": m.cpu}, indent=1) + "\n")
     sys.stdout.write(render_tables(m, args.sizes, args.repeat) + "\n")
     if not args.no_doc:
-        write_doc(m, args.sizes, args.repeat, command, machine, started, (load_start, loadavg()))
+        write_doc(m, args.sizes, args.repeat, command, machine, started, duration, (load_start, loadavg()))
         log(f"wrote {DOC.relative_to(ROOT)}")
     return 0
 

@@ -176,6 +176,9 @@ BOOT_SCRIPT = r"""
 set -eu
 node_dir="$1"; name="$2"; bin_dir="$3"
 hostname "$name"
+# Bind what the node needs from the machine before /run and /tmp are covered by fresh tmpfs.
+mount --bind "$bin_dir" /usr/local/sbin
+mount -o remount,bind,ro /usr/local/sbin
 mount -t tmpfs -o size=%(size)s,mode=0755 tmpfs /run
 mkdir -p /run/zeta-lab/node
 mount --bind "$node_dir" /run/zeta-lab/node
@@ -185,8 +188,6 @@ for tree in %(trees)s; do
   mount -t overlay overlay -o "lowerdir=/$tree,upperdir=$N/upper/$tree,workdir=$N/work/$tree" "/$tree"
 done
 mount -t tmpfs -o size=%(size)s,mode=1777 tmpfs /tmp
-mount --bind "$bin_dir" /usr/local/sbin
-mount -o remount,bind,ro /usr/local/sbin
 : > /run/zeta-lab/empty
 [ -e /root/.bashrc ] && mount --bind /run/zeta-lab/empty /root/.bashrc
 [ -e /root/.profile ] && mount --bind /run/zeta-lab/empty /root/.profile
