@@ -21,6 +21,13 @@ class Located(dict[str, Any]):
     line: int = 0
     key_lines: dict[str, int]
 
+    @classmethod
+    def empty_at(cls, file: str, line: int) -> Located:
+        """An empty mapping standing where YAML had nothing (`key:` with no value)."""
+        empty = cls()
+        empty.file, empty.line, empty.key_lines = file, line, {}
+        return empty
+
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
 

@@ -49,13 +49,10 @@ def load_inventory(path: Path) -> Inventory:
     if not isinstance(data, Located):
         raise BadInput("an inventory is a mapping with a top-level 'all:' group", file=str(path), line=1)
     builder = _Builder(path)
+    all_body = _group_body(data, "all") if "all" in data else Located.empty_at(str(path), 1)
+    builder.add_group("all", all_body, parent=None, depth=0)
     for name in data:
-        if name != "all":
-            # Ansible allows top-level groups besides all; they are children of all.
-            pass
-    builder.add_group("all", _group_body(data, "all") if "all" in data else Located(), parent=None, depth=0)
-    for name in data:
-        if name != "all":
+        if name != "all":  # Ansible allows other top-level groups: they are children of all
             builder.add_group(name, _group_body(data, name), parent="all", depth=1)
     return builder.build()
 
@@ -63,9 +60,7 @@ def load_inventory(path: Path) -> Inventory:
 def _group_body(parent: Located, name: str) -> Located:
     body = parent[name]
     if body is None:
-        empty = Located()
-        empty.file, empty.line, empty.key_lines = parent.file, parent.line_of(name), {}
-        return empty
+        return Located.empty_at(parent.file, parent.line_of(name))
     if not isinstance(body, Located):
         raise parent.error(f"group {name!r} must be a mapping of hosts:/children:/vars:", name)
     return body
@@ -73,9 +68,7 @@ def _group_body(parent: Located, name: str) -> Located:
 
 def _check_vars(section: Any, owner: Located, key: str) -> Located:
     if section is None:
-        empty = Located()
-        empty.file, empty.line, empty.key_lines = owner.file, owner.line_of(key), {}
-        return empty
+        return Located.empty_at(owner.file, owner.line_of(key))
     if not isinstance(section, Located):
         raise owner.error(f"{key} must be a mapping", key)
     for var in section:
@@ -89,7 +82,7 @@ def _check_vars(section: Any, owner: Located, key: str) -> Located:
 class _Builder:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.group_vars: dict[str, Located] = {}
+        self.group_vars: dict[str, dict[str, Any]] = {}
         self.group_depth: dict[str, int] = {}
         self.group_hosts: dict[str, list[str]] = {}
         self.group_children: dict[str, list[str]] = {}
@@ -115,7 +108,7 @@ class _Builder:
         self.group_hosts.setdefault(name, [])
         self.group_children.setdefault(name, [])
         if "vars" in body:
-            self.group_vars.setdefault(name, Located()).update(_check_vars(body["vars"], body, "vars"))
+            self.group_vars.setdefault(name, {}).update(_check_vars(body["vars"], body, "vars"))
         hosts = body.get("hosts")
         if hosts is not None:
             if not isinstance(hosts, Located):
