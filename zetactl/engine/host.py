@@ -118,6 +118,7 @@ class HostRun:
         self.outcome.elapsed = time.monotonic() - started
         self.journal.append({"host": self.host.name, "event": "host-end", "status": self.outcome.status,
                              **({"error": self.outcome.error} if self.outcome.error else {})})
+        self.journal.sync()  # a finished host is on disk even if the machine loses power next
         return self.outcome
 
     def _stop_everything(self, why: str) -> None:
