@@ -139,9 +139,10 @@ class HostRun:
                 self.move(record, State.SKIPPED, record.summary)
         conn = await connect(self.host, self.settings.connect)
         async with conn:
-            lock = None if self.settings.check else await self._lock(conn)
+            main = [(k, p) for k, p in enumerate(self.plan.steps)]
+            lock, observed = (None, None) if self.settings.check else await self._lock(conn, self._todo(main))
             try:
-                ok = await self._process(conn, [(k, p) for k, p in enumerate(self.plan.steps)])
+                ok = await self._process(conn, main, observed)
                 if ok:
                     handlers = [(k, p) for k, p in self._all_steps()[len(self.plan.steps):]
                                 if p.name in self.notified]
@@ -165,16 +166,21 @@ class HostRun:
         else:
             self.outcome.status = "ok"
 
-    async def _process(self, conn: asyncssh.SSHClientConnection, items: Sequence[tuple[int, PlannedStep]]) -> bool:
-        todo = [(k, p.step) for k, p in items if p.step is not None and k not in self.resume.done]
+    def _todo(self, items: Sequence[tuple[int, PlannedStep]]) -> list[tuple[int, Step]]:
+        return [(k, p.step) for k, p in items if p.step is not None and k not in self.resume.done]
+
+    async def _process(self, conn: asyncssh.SSHClientConnection, items: Sequence[tuple[int, PlannedStep]],
+                       observed: dict[int, dict[str, str]] | None = None) -> bool:
+        """Probe (unless the lock channel already did), decide, and apply in batches."""
+        todo = self._todo(items)
         if not todo:
             return True
-        observed = await self._probe(conn, todo)
+        if observed is None:
+            observed = await self._probe(conn, todo)
         batch: list[tuple[int, Step, Change]] = []
         dirty: list[str] = []
         barrier = False
         for position, (key, step) in enumerate(todo):
-            assert step is not None
             record = self.records[key]
             if batch and (barrier or any(overlaps(p, d) for p in step.touches() for d in dirty)):
                 if not await self._flush(conn, batch):
@@ -215,10 +221,9 @@ class HostRun:
             if record.state in (State.PENDING, State.DRIFTED):
                 self.move(record, State.BLOCKED, "an earlier step failed")
 
-    async def _probe(self, conn: asyncssh.SSHClientConnection, todo: Sequence[tuple[int, Step | None]]
+    async def _probe(self, conn: asyncssh.SSHClientConnection, todo: Sequence[tuple[int, Step]]
                      ) -> dict[int, dict[str, str]]:
-        steps = [(k, s) for k, s in todo if s is not None]
-        result = await run(conn, "sh", remote.probe_script(steps))
+        result = await run(conn, "sh", remote.probe_script(todo))
         if result.exit_status is None:
             raise Unreachable(f"connection lost while probing ({result.exit_signal or 'no exit status'})")
         if result.exit_status != 0:
@@ -261,11 +266,18 @@ class HostRun:
         return ok
 
     # -- the host lock and the marker --------------------------------------------------------
-    async def _lock(self, conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientProcess[str]:
+    async def _lock(self, conn: asyncssh.SSHClientConnection, todo: Sequence[tuple[int, Step]]
+                    ) -> tuple[asyncssh.SSHClientProcess[str], dict[int, dict[str, str]]]:
+        """Take the host lock and probe `todo` under it, in one round trip."""
         owner = f"run {self.settings.run_id} from {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
         try:
             process = await conn.create_process(remote.lock_command(self.settings.lock_timeout, owner))
+            process.stdin.write(remote.framed(remote.probe_script(todo)))
             line = await process.stdout.readline()
+            if line.strip() == "locked":
+                output = await process.stdout.readuntil(remote.RS + "END\n")
+        except asyncio.IncompleteReadError:
+            raise Unreachable("connection lost while probing") from None
         except (OSError, asyncssh.Error) as exc:
             raise Unreachable(f"connection lost: {exc}") from None
         if line.strip() != "locked":
@@ -280,7 +292,7 @@ class HostRun:
                     break
             raise LockBusy(message)
         self.journal.append({"host": self.host.name, "event": "locked"})
-        return process
+        return process, remote.parse_probe(output)
 
     async def _release(self, process: asyncssh.SSHClientProcess[str]) -> None:
         marker = (f"run_id={self.settings.run_id}\nplaybook={self.settings.playbook}\n"

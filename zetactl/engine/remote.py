@@ -23,7 +23,8 @@ LOCK_BUSY = 75
 def probe_script(items: Sequence[tuple[int, Step]]) -> str:
     parts = [PRELUDE]
     for key, step in items:
-        parts.append(f"printf '\\036P {key}\\n'\n( {step.probe_script()}\n) </dev/null 2>/dev/null")
+        # a brace group, not a subshell: probes only read, and a fork per step adds up on a fleet
+        parts.append(f"printf '\\036P {key}\\n'\n{{ {step.probe_script()}\n}} </dev/null 2>/dev/null")
     return "\n".join(parts) + "\n"
 
 
@@ -36,7 +37,9 @@ def parse_probe(stdout: str) -> dict[int, dict[str, str]]:
             continue
         observed: dict[str, str] = {}
         for line in body.splitlines():
-            name, _, value = line.partition(" ")
+            # `key value` lines from the probe helpers, or `Key=Value` lines (systemctl show)
+            equals, space = line.find("="), line.find(" ")
+            name, _, value = line.partition("=" if equals > 0 and (space < 0 or equals < space) else " ")
             if name and name not in observed:
                 observed[name] = value
         result[int(key)] = observed
@@ -57,7 +60,7 @@ def apply_script(batch: Sequence[tuple[int, Step, Change]]) -> str:
         parts.append(
             f"printf '\\036A {key}\\n'\n( set -e\n{change.script}\n) </dev/null 2>&1\nzr=$?\n"
             f"printf '\\n\\036R {key} %d\\n' \"$zr\"\n[ \"$zr\" -eq 0 ] || exit 0\n"
-            f"printf '\\036V {key}\\n'\n( {step.probe_script()}\n) </dev/null 2>/dev/null"
+            f"printf '\\036V {key}\\n'\n{{ {step.probe_script()}\n}} </dev/null 2>/dev/null"
         )
     return "\n".join(parts) + "\n"
 
@@ -81,18 +84,27 @@ def parse_apply(stdout: str) -> dict[int, ApplyResult]:
 
 
 def lock_command(wait: float, owner: str) -> str:
-    """Hold the host lock for as long as this channel's stdin is open, then record the marker.
+    """Hold the host lock for as long as this channel's stdin is open; probe first; then the marker.
 
     flock is released by the kernel when the process ends, so a controller that dies (even by
-    SIGKILL) never leaves a stale lock. On release the controller sends the marker text ending in
-    a line `end`; a cut connection leaves the old marker in place.
+    SIGKILL) never leaves a stale lock. The controller pipelines, on stdin: the probe script's size
+    in bytes and the script (run once the lock is held: lock and probe cost one round trip), then at
+    the end the marker text ending in a line `end`; a cut connection leaves the old marker in place.
     """
     tmp = f"{STATE_DIR}/.last-run.tmp"
     inner = (
         f"printf '%s\\n' {shlex.quote(owner)} > {STATE_DIR}/lock.owner; echo locked; "
-        f"cat > {tmp}; if [ \"$(tail -n 1 {tmp})\" = end ]; then mv -f {tmp} {MARKER}; else rm -f {tmp}; fi"
+        "IFS= read -r zn; eval \"$(head -c \"$zn\")\"; printf '\\036END\\n'; "
+        f"cat > {tmp}; zl=; while IFS= read -r zx; do zl=$zx; done < {tmp}; "
+        f"if [ \"$zl\" = end ]; then mv -f {tmp} {MARKER}; else rm -f {tmp}; fi"
     )
     return (
-        f"mkdir -p {STATE_DIR} && flock -w {wait:g} -E {LOCK_BUSY} {LOCK_FILE} sh -c {shlex.quote(inner)}"
-        f" || {{ rc=$?; [ $rc -eq {LOCK_BUSY} ] && cat {STATE_DIR}/lock.owner >&2; exit $rc; }}"
+        f"[ -d {STATE_DIR} ] || mkdir -p {STATE_DIR}; flock -w {wait:g} -E {LOCK_BUSY} {LOCK_FILE} "
+        f"sh -c {shlex.quote(inner)} || {{ rc=$?; [ $rc -eq {LOCK_BUSY} ] && cat {STATE_DIR}/lock.owner >&2; "
+        "exit $rc; }"
     )
+
+
+def framed(script: str) -> str:
+    """The script as the lock channel reads it: its size in bytes on one line, then the script."""
+    return f"{len(script.encode())}\n{script}"

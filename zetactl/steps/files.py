@@ -119,7 +119,7 @@ class File(PathStep):
             return Change(f"{self.path} is a {kind}, not a file",
                           f"echo '{self.path} exists and is not a regular file' >&2; exit 1")
         wanted_sha = hashlib.sha256(self.data).hexdigest()
-        if kind == "absent" or observed.get("sha256") != wanted_sha:
+        if kind == "absent" or observed.get("sha256", "").split(" ")[0] != wanted_sha:
             verb = "create" if kind == "absent" else "update"
             script = write_file_script(self.path, self.data, a["mode"], a["owner"], a["group"])
             return Change(f"{verb} {self.path} ({len(self.data)} bytes)", script, self._diff(observed))

@@ -13,7 +13,7 @@ group %G
 size %s' -- "$1"
 }
 zp_sha() {
-  [ -f "$1" ] && [ ! -L "$1" ] && echo "sha256 $(sha256sum < "$1" | cut -d' ' -f1)"
+  [ -f "$1" ] && [ ! -L "$1" ] && printf 'sha256 ' && sha256sum < "$1"
   return 0
 }
 zp_content() {

@@ -38,7 +38,7 @@ class Systemd(Step):
         return (f"unit:{self.unit}",)
 
     def probe_script(self) -> str:
-        return f"systemctl show -p LoadState,ActiveState,UnitFileState -- {q(self.unit)} | sed 's/=/ /'"
+        return f"systemctl show -p LoadState,ActiveState,UnitFileState -- {q(self.unit)}"
 
     def decide(self, observed: Observed) -> Decision:
         if observed.get("LoadState") == "not-found":
