@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from zetactl.engine.fleet import FleetSettings, make_waves
 from zetactl.errors import BadInput
 from zetactl.inventory import load_inventory
 from zetactl.plan import Selection, build_plan
@@ -105,3 +106,23 @@ def test_shipped_playbooks_plan_against_the_example_inventory() -> None:
     for path in sorted((ROOT / "playbooks").glob("*.yml")):
         plan = build_plan(load_playbook(path), inventory, Selection())
         assert plan.hosts, path
+
+
+@pytest.mark.parametrize(("serial", "hosts", "waves"), [
+    ((), 5, [5]),
+    (("2",), 5, [2, 2, 1]),
+    (("1", "50%"), 6, [1, 3, 2]),
+    (("20%",), 3, [1, 1, 1]),
+])
+def test_waves(serial: tuple[str, ...], hosts: int, waves: list[int]) -> None:
+    names = [f"h{i}" for i in range(hosts)]
+    made = make_waves(names, serial)
+    assert [len(w) for w in made] == waves
+    assert [h for w in made for h in w] == names
+
+
+@pytest.mark.parametrize("fleet", [FleetSettings(serial=("x",)), FleetSettings(serial=("0",)),
+                                   FleetSettings(max_fail="150%"), FleetSettings(max_fail="-1")])
+def test_bad_waves_and_budgets_are_bad_input(fleet: FleetSettings) -> None:
+    with pytest.raises(BadInput):
+        fleet.validate()

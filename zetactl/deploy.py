@@ -57,6 +57,7 @@ class DeployResult:
 
 def prepare(request: DeployRequest) -> Plan:
     """Load and render everything; raises BadInput (with file and line) before any host is touched."""
+    request.fleet.validate()
     inventory = load_inventory(request.inventory)
     playbook = load_playbook(request.playbook)
     return build_plan(playbook, inventory, request.selection, want_content=request.diff)

@@ -24,6 +24,13 @@ class FleetSettings:
     serial: tuple[str, ...] = ()  # wave sizes: "5", "10%", ramps like ("1", "10%", "50%")
     max_fail: str | None = None  # failure budget across the run: "3" hosts or "10%"
 
+    def validate(self) -> None:
+        """Raise BadInput for a malformed --serial or --max-fail, before anything starts."""
+        for item in self.serial:
+            parse_amount(item, 100, "--serial")
+        if self.max_fail is not None:
+            parse_amount(self.max_fail, 100, "--max-fail")
+
 
 def parse_amount(text: str, total: int, what: str) -> int:
     text = text.strip()
