@@ -72,3 +72,15 @@ def test_scripts_never_read_the_callers_stdin(tmp_path: Path) -> None:
     results = remote.parse_apply(sh(remote.apply_script(batch)))  # type: ignore[arg-type]
     assert results[0].rc == 0 and results[1].rc == 0
     assert (tmp_path / "after").read_text() == "y"
+
+
+def test_a_flush_probes_what_follows_in_the_same_script(tmp_path: Path) -> None:
+    target = tmp_path / "made-by-command"
+    command = make("command", cmd=f"echo made > {target}", creates=str(target))
+    follower = make("file", path=str(target), content="made\n")
+    batch = [(0, command, command.decide({}))]
+    output = sh(remote.apply_script(batch, [(1, follower)]))  # type: ignore[arg-type]
+    assert remote.parse_apply(output)[0].rc == 0
+    after = remote.parse_probe(output)
+    assert set(after) == {1}  # only the follower's fresh probe, taken after the command ran
+    assert isinstance(follower.decide(after[1]), NoChange)

@@ -67,6 +67,7 @@ class HostRun:
         self.listener = listener
         self.outcome = HostOutcome(plan.host.name)
         self.notified: set[str] = set(resume.notified)
+        self.prefetched: dict[int, dict[str, str]] = {}
         self.records: dict[int, StepRecord] = {}
         for key, planned in self._all_steps():
             record = StepRecord(key, planned.name, planned.decl.kind, planned.decl.handler)
@@ -142,14 +143,16 @@ class HostRun:
             main = [(k, p) for k, p in enumerate(self.plan.steps)]
             lock, observed = (None, None) if self.settings.check else await self._lock(conn, self._todo(main))
             try:
-                ok = await self._process(conn, main, observed)
+                ok = await self._process(conn, main, observed, main=True)
                 if ok:
                     handlers = [(k, p) for k, p in self._all_steps()[len(self.plan.steps):]
                                 if p.name in self.notified]
                     for key, planned in self._all_steps()[len(self.plan.steps):]:
                         if planned.name not in self.notified and key not in self.resume.done:
                             self.move(self.records[key], State.SKIPPED, "not notified")
-                    ok = await self._process(conn, handlers)
+                    prefetched = self.prefetched if all(k in self.prefetched for k, _ in self._todo(handlers)) \
+                        else None
+                    ok = await self._process(conn, handlers, prefetched)
                 self._finish_status()
             finally:
                 if lock is not None:
@@ -170,8 +173,12 @@ class HostRun:
         return [(k, p.step) for k, p in items if p.step is not None and k not in self.resume.done]
 
     async def _process(self, conn: asyncssh.SSHClientConnection, items: Sequence[tuple[int, PlannedStep]],
-                       observed: dict[int, dict[str, str]] | None = None) -> bool:
-        """Probe (unless the lock channel already did), decide, and apply in batches."""
+                       observed: dict[int, dict[str, str]] | None = None, *, main: bool = False) -> bool:
+        """Probe (unless already done), decide, and apply in batches.
+
+        A flush forced by staleness re-probes what follows in the same script, and the last flush
+        of the main steps probes the handlers it is about to notify: one round trip each.
+        """
         todo = self._todo(items)
         if not todo:
             return True
@@ -183,11 +190,12 @@ class HostRun:
         for position, (key, step) in enumerate(todo):
             record = self.records[key]
             if batch and (barrier or any(overlaps(p, d) for p in step.touches() for d in dirty)):
-                if not await self._flush(conn, batch):
+                ok, fresh = await self._flush(conn, batch, todo[position:])
+                if not ok:
                     self._block([k for k, _ in todo[position:]])
                     return False
                 batch, dirty, barrier = [], [], False
-                observed.update(await self._probe(conn, todo[position:]))
+                observed.update(fresh)
             self.move(record, State.PROBED)
             decision = step.decide(observed.get(key, {}))
             if isinstance(decision, NoChange):
@@ -206,7 +214,18 @@ class HostRun:
             batch.append((key, step, decision))
             dirty.extend(step.touches())
             barrier = barrier or step.barrier
-        return not batch or await self._flush(conn, batch)
+        if not batch:
+            return True
+        ok, self.prefetched = await self._flush(conn, batch, self._handler_probes(batch) if main else ())
+        return ok
+
+    def _handler_probes(self, batch: Sequence[tuple[int, Step, Change]]) -> list[tuple[int, Step]]:
+        """Handlers that will run if this batch succeeds: probed with it, not after it."""
+        names = set(self.notified)
+        for key, _, _ in batch:
+            names.update(self._all_steps()[key][1].decl.notify)
+        handlers = self._all_steps()[len(self.plan.steps):]
+        return self._todo([(k, p) for k, p in handlers if p.name in names])
 
     def _notify(self, key: int) -> None:
         planned = self._all_steps()[key][1]
@@ -230,8 +249,10 @@ class HostRun:
             raise Unreachable(f"probe script failed with exit {result.exit_status}: {str(result.stderr)[-300:]}")
         return remote.parse_probe(str(result.stdout))
 
-    async def _flush(self, conn: asyncssh.SSHClientConnection, batch: Sequence[tuple[int, Step, Change]]) -> bool:
-        result = await run(conn, "sh", remote.apply_script(batch))
+    async def _flush(self, conn: asyncssh.SSHClientConnection, batch: Sequence[tuple[int, Step, Change]],
+                     reprobe: Sequence[tuple[int, Step]] = ()) -> tuple[bool, dict[int, dict[str, str]]]:
+        """Apply and verify a batch; when it all succeeds, also probe `reprobe` (same round trip)."""
+        result = await run(conn, "sh", remote.apply_script(batch, reprobe))
         if result.exit_status is None:  # the remote shell died with the connection or the node
             raise Unreachable(f"connection lost while applying ({result.exit_signal or 'no exit status'})")
         results = remote.parse_apply(str(result.stdout))
@@ -263,7 +284,7 @@ class HostRun:
             self._notify(key)
             self.move(record, State.VERIFIED)
             self.move(record, State.DONE)
-        return ok
+        return ok, (remote.parse_probe(str(result.stdout)) if ok else {})
 
     # -- the host lock and the marker --------------------------------------------------------
     async def _lock(self, conn: asyncssh.SSHClientConnection, todo: Sequence[tuple[int, Step]]

@@ -21,11 +21,12 @@ LOCK_BUSY = 75
 
 
 def probe_script(items: Sequence[tuple[int, Step]]) -> str:
-    parts = [PRELUDE]
-    for key, step in items:
-        # a brace group, not a subshell: probes only read, and a fork per step adds up on a fleet
-        parts.append(f"printf '\\036P {key}\\n'\n{{ {step.probe_script()}\n}} </dev/null 2>/dev/null")
-    return "\n".join(parts) + "\n"
+    return "\n".join([PRELUDE, *(_probe_fragment(key, step) for key, step in items)]) + "\n"
+
+
+def _probe_fragment(key: int, step: Step) -> str:
+    # a brace group, not a subshell: probes only read, and a fork per step adds up on a fleet
+    return f"printf '\\036P {key}\\n'\n{{ {step.probe_script()}\n}} </dev/null 2>/dev/null"
 
 
 def parse_probe(stdout: str) -> dict[int, dict[str, str]]:
@@ -53,8 +54,11 @@ class ApplyResult:
     observed: dict[str, str] = field(default_factory=dict)
 
 
-def apply_script(batch: Sequence[tuple[int, Step, Change]]) -> str:
-    """Apply each change in order, stop at the first failure, re-probe each applied step (verify)."""
+def apply_script(batch: Sequence[tuple[int, Step, Change]], reprobe: Sequence[tuple[int, Step]] = ()) -> str:
+    """Apply each change in order, stop at the first failure, re-probe each applied step (verify).
+
+    When every change succeeded, the steps in `reprobe` are probed too (their `P` records).
+    """
     parts = [PRELUDE]
     for key, step, change in batch:
         parts.append(
@@ -62,6 +66,7 @@ def apply_script(batch: Sequence[tuple[int, Step, Change]]) -> str:
             f"printf '\\n\\036R {key} %d\\n' \"$zr\"\n[ \"$zr\" -eq 0 ] || exit 0\n"
             f"printf '\\036V {key}\\n'\n{{ {step.probe_script()}\n}} </dev/null 2>/dev/null"
         )
+    parts.extend(_probe_fragment(key, step) for key, step in reprobe)
     return "\n".join(parts) + "\n"
 
 
@@ -73,6 +78,8 @@ def parse_apply(stdout: str) -> dict[int, ApplyResult]:
         if len(fields) < 2:
             continue
         tag, key = fields[0], int(fields[1])
+        if tag not in ("A", "R", "V"):
+            continue  # P records: probes that ran after the batch (parse_probe reads them)
         result = results.setdefault(key, ApplyResult())
         if tag == "A":
             result.output = body.rstrip("\n")
