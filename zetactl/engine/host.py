@@ -68,16 +68,16 @@ class HostRun:
         self.outcome = HostOutcome(plan.host.name)
         self.notified: set[str] = set(resume.notified)
         self.prefetched: dict[int, dict[str, str]] = {}
+        # steps, then handlers, numbered in one sequence (the journal's step keys)
+        offset = len(plan.steps)
+        self.steps = list(enumerate(plan.steps))
+        self.handlers = [(offset + i, h) for i, h in enumerate(plan.handlers)]
+        self.all_steps = self.steps + self.handlers
         self.records: dict[int, StepRecord] = {}
-        for key, planned in self._all_steps():
+        for key, planned in self.all_steps:
             record = StepRecord(key, planned.name, planned.decl.kind, planned.decl.handler)
             self.records[key] = record
         self.outcome.steps = list(self.records.values())
-
-    def _all_steps(self) -> list[tuple[int, PlannedStep]]:
-        steps = list(enumerate(self.plan.steps))
-        offset = len(self.plan.steps)
-        return steps + [(offset + i, h) for i, h in enumerate(self.plan.handlers)]
 
     # -- the state machine -------------------------------------------------------------------
     def move(self, record: StepRecord, state: State, detail: str = "") -> None:
@@ -130,7 +130,7 @@ class HostRun:
                 record.error = why
 
     async def _run(self) -> None:
-        for key, planned in self._all_steps():
+        for key, planned in self.all_steps:
             record = self.records[key]
             if key in self.resume.done:
                 record.state = State.DONE
@@ -140,23 +140,24 @@ class HostRun:
                 self.move(record, State.SKIPPED, record.summary)
         conn = await connect(self.host, self.settings.connect)
         async with conn:
-            main = [(k, p) for k, p in enumerate(self.plan.steps)]
-            lock, observed = (None, None) if self.settings.check else await self._lock(conn, self._todo(main))
+            lock, observed = (None, None) if self.settings.check else await self._lock(conn, self._todo(self.steps))
             try:
-                ok = await self._process(conn, main, observed, main=True)
-                if ok:
-                    handlers = [(k, p) for k, p in self._all_steps()[len(self.plan.steps):]
-                                if p.name in self.notified]
-                    for key, planned in self._all_steps()[len(self.plan.steps):]:
-                        if planned.name not in self.notified and key not in self.resume.done:
-                            self.move(self.records[key], State.SKIPPED, "not notified")
-                    prefetched = self.prefetched if all(k in self.prefetched for k, _ in self._todo(handlers)) \
-                        else None
-                    ok = await self._process(conn, handlers, prefetched)
+                if await self._process(conn, self.steps, observed, main=True):
+                    await self._run_handlers(conn)
                 self._finish_status()
             finally:
                 if lock is not None:
                     await self._release(lock)
+
+    async def _run_handlers(self, conn: asyncssh.SSHClientConnection) -> None:
+        """Handlers notified by a change run once, in the order they are declared."""
+        notified = [(k, p) for k, p in self.handlers if p.name in self.notified]
+        for key, planned in self.handlers:
+            if planned.name not in self.notified and key not in self.resume.done:
+                self.move(self.records[key], State.SKIPPED, "not notified")
+        todo = self._todo(notified)
+        prefetched = self.prefetched if all(k in self.prefetched for k, _ in todo) else None
+        await self._process(conn, notified, prefetched)
 
     def _finish_status(self) -> None:
         records = self.records.values()
@@ -223,12 +224,11 @@ class HostRun:
         """Handlers that will run if this batch succeeds: probed with it, not after it."""
         names = set(self.notified)
         for key, _, _ in batch:
-            names.update(self._all_steps()[key][1].decl.notify)
-        handlers = self._all_steps()[len(self.plan.steps):]
-        return self._todo([(k, p) for k, p in handlers if p.name in names])
+            names.update(self.all_steps[key][1].decl.notify)
+        return self._todo([(k, p) for k, p in self.handlers if p.name in names])
 
     def _notify(self, key: int) -> None:
-        planned = self._all_steps()[key][1]
+        planned = self.all_steps[key][1]
         for name in planned.decl.notify:
             if name not in self.notified:
                 self.notified.add(name)
