@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
@@ -10,22 +9,11 @@ import asyncssh
 
 from zetactl.errors import ZetaError
 from zetactl.inventory import Host
-from zetactl.transport import Unreachable, fingerprint
+from zetactl.transport import fingerprint, offered_key
 
 
 def host_patterns(host: Host) -> set[str]:
     return {host.address} if host.port == 22 else {f"[{host.address}]:{host.port}"}
-
-
-async def offered_key(host: Host, timeout: float = 10.0) -> asyncssh.SSHKey:
-    try:
-        key = await asyncio.wait_for(asyncssh.get_server_host_key(
-            host.address, host.port, config=None, server_host_key_algs=["ssh-ed25519"]), timeout)
-    except (OSError, asyncssh.Error, TimeoutError) as exc:
-        raise Unreachable(f"cannot read the host key of {host.address}:{host.port}: {exc}") from None
-    if key is None:
-        raise Unreachable(f"{host.address}:{host.port} offered no host key")
-    return key
 
 
 def pin(known_hosts: Path, host: Host, key: asyncssh.SSHKey) -> None:

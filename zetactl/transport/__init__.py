@@ -6,7 +6,8 @@ from zetactl.transport.ssh import (
     Unreachable,
     connect,
     fingerprint,
+    offered_key,
     run,
 )
 
-__all__ = ["ConnectOptions", "HostKeyRefused", "Unreachable", "connect", "fingerprint", "run"]
+__all__ = ["ConnectOptions", "HostKeyRefused", "Unreachable", "connect", "fingerprint", "offered_key", "run"]

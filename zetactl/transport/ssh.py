@@ -1,7 +1,7 @@
 """Open one SSH connection to a host, checking its key against zetactl's pinned known_hosts.
 
 There is no code path without host-key checking: `known_hosts` is always the pinned file (asyncssh
-treats `known_hosts=None` as "accept anything", so it is never passed). ~/.ssh/config is not read:
+treats a known_hosts argument of None as "accept anything", so None is never passed). ~/.ssh/config is not read:
 what connects where comes from the inventory alone.
 """
 
@@ -48,16 +48,24 @@ def _pinned_entries(known_hosts: Path, host: Host) -> bool:
     return False
 
 
-async def _offered_key(host: Host, options: ConnectOptions) -> str:
+async def offered_key(host: Host, timeout: float = 10.0) -> asyncssh.SSHKey:
+    """The host key the server offers (read, not trusted: for showing and for `node trust`)."""
     try:
-        key = await asyncio.wait_for(
-            asyncssh.get_server_host_key(host.address, host.port, config=None, server_host_key_algs=["ssh-ed25519",
-                                         "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]),
-            options.connect_timeout,
-        )
-    except (TimeoutError, OSError, asyncssh.Error):
+        key = await asyncio.wait_for(asyncssh.get_server_host_key(
+            host.address, host.port, config=None,
+            server_host_key_algs=["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]), timeout)
+    except (OSError, asyncssh.Error, TimeoutError) as exc:
+        raise Unreachable(f"cannot read the host key of {host.address}:{host.port}: {exc}") from None
+    if key is None:
+        raise Unreachable(f"{host.address}:{host.port} offered no host key")
+    return key
+
+
+async def _offered_fingerprint(host: Host, options: ConnectOptions) -> str:
+    try:
+        return fingerprint(await offered_key(host, options.connect_timeout))
+    except Unreachable:
         return "(could not read the offered key)"
-    return fingerprint(key) if key else "(no key offered)"
 
 
 async def connect(host: Host, options: ConnectOptions) -> asyncssh.SSHClientConnection:
@@ -81,7 +89,7 @@ async def connect(host: Host, options: ConnectOptions) -> asyncssh.SSHClientConn
             options.connect_timeout + 1,
         )
     except asyncssh.HostKeyNotVerifiable:
-        offered = await _offered_key(host, options)
+        offered = await _offered_fingerprint(host, options)
         if _pinned_entries(known_hosts, host):
             raise HostKeyRefused(
                 f"host key CHANGED for {host.name} ({host.address}:{host.port}): it now offers {offered}, "
