@@ -17,10 +17,8 @@ from zetactl.engine.host import Resume, RunSettings
 from zetactl.engine.outcome import HostOutcome, StepRecord
 from zetactl.engine.states import State
 from zetactl.errors import BadInput
-from zetactl.inventory import load_inventory
 from zetactl.journal import Journal, RunRecord, create_run, load_run, write_json
-from zetactl.plan import Plan, Selection, build_plan
-from zetactl.playbook import load_playbook
+from zetactl.plan import Plan, Selection, load_plan
 from zetactl.progress import RunProgress
 from zetactl.transport import ConnectOptions
 
@@ -58,9 +56,7 @@ class DeployResult:
 def prepare(request: DeployRequest) -> Plan:
     """Load and render everything; raises BadInput (with file and line) before any host is touched."""
     request.fleet.validate()
-    inventory = load_inventory(request.inventory)
-    playbook = load_playbook(request.playbook)
-    return build_plan(playbook, inventory, request.selection, want_content=request.diff)
+    return load_plan(request.playbook, request.inventory, request.selection, want_content=request.diff)
 
 
 def request_from_run(run: RunRecord, base: DeployRequest) -> DeployRequest:

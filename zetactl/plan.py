@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from zetactl.errors import BadInput
-from zetactl.inventory import Host, Inventory, select_hosts
-from zetactl.playbook import Playbook, StepDecl
+from zetactl.inventory import Host, Inventory, load_inventory, select_hosts
+from zetactl.playbook import Playbook, StepDecl, load_playbook
 from zetactl.playbook.render import Renderer
 from zetactl.steps import Step
 
@@ -72,6 +73,11 @@ def selected_hosts(playbook: Playbook, inventory: Inventory, limit: str | None) 
     if not names:
         raise BadInput(f"no hosts selected (playbook hosts: {playbook.hosts!r}, --limit: {limit!r})")
     return names
+
+
+def load_plan(playbook: Path, inventory: Path, selection: Selection, *, want_content: bool = False) -> Plan:
+    """Load and render everything; raises BadInput (with file and line) before any host is touched."""
+    return build_plan(load_playbook(playbook), load_inventory(inventory), selection, want_content=want_content)
 
 
 def build_plan(playbook: Playbook, inventory: Inventory, selection: Selection, *, want_content: bool = False

@@ -10,16 +10,11 @@ from typing import Annotated
 import typer
 from tabulate import tabulate
 
-from zetactl.adhoc import run_command
 from zetactl.cli.common import FormatOpt, InventoryOpt, LimitOpt, check_format, inventory_path, parse_extra_vars
-from zetactl.deploy import DeployRequest, prepare
-from zetactl.deploy import deploy as run_deploy
-from zetactl.engine.fleet import FleetSettings
 from zetactl.errors import BadInput, ExitCode
 from zetactl.inventory import load_inventory, select_hosts
-from zetactl.plan import Selection
+from zetactl.plan import Selection, load_plan
 from zetactl.report import exit_code, json_document, print_json, print_recap
-from zetactl.transport import ConnectOptions
 
 TagsOpt = Annotated[list[str] | None, typer.Option("--tags", "-t", help="Run only steps with these tags "
                                                    "(comma-separated or repeated); 'always' steps still run.")]
@@ -61,6 +56,11 @@ def deploy(
 
     Example: zetactl deploy playbooks/site.yml -i inventory/hosts.yml --limit 'control_plane' --check --diff
     """
+    # SSH and the engine load only for the commands that connect (asyncssh alone costs ~0.4 s)
+    from zetactl.deploy import DeployRequest
+    from zetactl.deploy import deploy as run_deploy
+    from zetactl.engine.fleet import FleetSettings
+
     check_format(output_format)
     if not resume and not str(playbook):
         raise BadInput("give a PLAYBOOK (or --resume RUN)")
@@ -98,11 +98,9 @@ def plan(
     Example: zetactl plan playbooks/site.yml -i inventory/hosts.yml --limit lab-001
     """
     check_format(output_format)
-    built = prepare(DeployRequest(
-        playbook=playbook, inventory=inventory_path(inventory),
-        selection=Selection(limit=limit, tags=_tags(tags), skip_tags=_tags(skip_tags),
-                            extra_vars=parse_extra_vars(extra_vars)),
-    ))
+    built = load_plan(playbook, inventory_path(inventory),
+                      Selection(limit=limit, tags=_tags(tags), skip_tags=_tags(skip_tags),
+                                extra_vars=parse_extra_vars(extra_vars)))
     if output_format == "json":
         print_json(sys.stdout, {"playbook": str(playbook), "hosts": {
             hp.host.name: [{"name": ps.name, "kind": ps.decl.kind, "target": ps.step.target() if ps.step else None,
@@ -134,6 +132,9 @@ def run(
 
     Example: zetactl run 'systemctl is-active k3s' -i inventory/hosts.yml --limit control_plane
     """
+    from zetactl.adhoc import run_command
+    from zetactl.transport import ConnectOptions
+
     check_format(output_format)
     inv = load_inventory(inventory_path(inventory))
     names = select_hosts(inv, limit or "all")

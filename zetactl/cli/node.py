@@ -9,7 +9,6 @@ import typer
 
 from zetactl.cli.common import InventoryOpt, err, inventory_path
 from zetactl.errors import BadInput
-from zetactl.hostkeys import trust as trust_key
 from zetactl.inventory import load_inventory
 
 
@@ -22,6 +21,8 @@ def trust(host: Annotated[str, typer.Argument(help="Host name from the inventory
 
     Example: zetactl node trust lab-003 --fingerprint SHA256:abc...
     """
+    from zetactl.hostkeys import trust as trust_key
+
     inv = load_inventory(inventory_path(inventory))
     if host not in inv.hosts:
         raise BadInput(f"unknown host {host!r} in {inv.path}")
