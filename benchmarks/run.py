@@ -576,8 +576,9 @@ inventory and playbook loading, connections, work), taken by `time.perf_counter(
 {machine_rows}
 - **load average** (1, 5, 15 min): {loads[0]} at the start, {loads[1]} at the end
 
-The machine has 2 cores and another engineer's test suite was running on it at the same time, so the
-numbers are noisy: compare ratios within a row rather than absolute times across runs.
+The machine has 2 cores shared by the controller and every node, and a single run per number: the
+load averages above tell how busy it was (Ansible's forks alone push it past 30). Compare ratios
+within a row rather than absolute times across runs.
 """
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(text)
