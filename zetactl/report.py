@@ -13,7 +13,11 @@ from zetactl.errors import ExitCode
 
 
 def exit_code(outcomes: Mapping[str, HostOutcome], interrupted: bool) -> ExitCode:
-    statuses = {o.status for o in outcomes.values()}
+    return exit_code_for({o.status for o in outcomes.values()}, interrupted)
+
+
+def exit_code_for(statuses: set[str], interrupted: bool = False) -> ExitCode:
+    """The documented exit code for a run whose hosts ended with these statuses (deploy and run)."""
     if interrupted:
         return ExitCode.INTERRUPTED
     if statuses & {"failed", "not-run"}:

@@ -88,7 +88,7 @@ def test_down_stops_exactly_the_processes_it_started(tmp_path: Path) -> None:
     lab = Lab(tmp_path / "own", subnet=40)
     lab.up(2)
     nodes = lab.nodes()
-    members = {pid for n in nodes for pid, _ in namespace_members(n.pid)}
+    members = {pid for members in namespace_members(n.pid for n in nodes).values() for pid, _ in members}
     assert {n.pid for n in nodes} <= members
     bystander = os.getpid()
     lab.down()

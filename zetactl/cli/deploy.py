@@ -11,10 +11,10 @@ import typer
 from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, InventoryOpt, LimitOpt, check_format, inventory_path, parse_extra_vars
-from zetactl.errors import BadInput, ExitCode
+from zetactl.errors import BadInput
 from zetactl.inventory import load_inventory, select_hosts
 from zetactl.plan import Selection, load_plan
-from zetactl.report import exit_code, json_document, print_json, print_recap
+from zetactl.report import exit_code, exit_code_for, json_document, print_json, print_recap
 
 TagsOpt = Annotated[list[str] | None, typer.Option("--tags", "-t", help="Run only steps with these tags "
                                                    "(comma-separated or repeated); 'always' steps still run.")]
@@ -150,7 +150,4 @@ def run(
             sys.stdout.write(f"== {r.host} ({head}, {r.elapsed:.2f}s)\n{r.stdout}")
             if r.stderr:
                 sys.stdout.write("".join(f"stderr: {line}\n" for line in r.stderr.splitlines()))
-    statuses = {r.status for r in results}
-    code = ExitCode.FAILED if "failed" in statuses else ExitCode.UNREACHABLE if "unreachable" in statuses \
-        else ExitCode.OK
-    raise typer.Exit(int(code))
+    raise typer.Exit(int(exit_code_for({r.status for r in results})))

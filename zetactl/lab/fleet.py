@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -68,24 +69,35 @@ def process_start_time(pid: int) -> int:
     return -1 if fields[0] in ("Z", "X") else int(fields[19])
 
 
-def namespace_members(pid: int) -> list[tuple[int, int]]:
-    """(pid, start time) of every process in the same mount namespace as `pid`: one lab node."""
-    try:
-        namespace = os.readlink(f"/proc/{pid}/ns/mnt")
-    except OSError:
-        return []
-    if namespace == os.readlink("/proc/self/ns/mnt"):
-        return []  # never the controller's own namespace
-    members = []
+Members = list[tuple[int, int]]  # (pid, start time) of the processes of one node
+
+
+def namespace_members(pids: Iterable[int]) -> dict[int, Members]:
+    """For each node's sshd pid, every process in its mount namespace (one scan of /proc for all)."""
+    own = os.readlink("/proc/self/ns/mnt")
+    by_namespace: dict[str, int] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            namespace = os.readlink(f"/proc/{pid}/ns/mnt")
+            if namespace != own:  # never the controller's own namespace
+                by_namespace[namespace] = pid
+    members: dict[int, Members] = {pid: [] for pid in by_namespace.values()}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            if os.readlink(entry / "ns" / "mnt") == namespace:
-                members.append((int(entry.name), process_start_time(int(entry.name))))
-        except OSError:
-            continue
+        with contextlib.suppress(OSError):
+            node = by_namespace.get(os.readlink(entry / "ns" / "mnt"))
+            if node is not None:
+                members[node].append((int(entry.name), process_start_time(int(entry.name))))
     return members
+
+
+def signal_members(members: Members, sig: signal.Signals) -> None:
+    """Signal the processes still alive as the ones recorded (a reused pid is left alone)."""
+    for pid, started in members:
+        if process_start_time(pid) == started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
 
 def check_privileges() -> None:
@@ -167,10 +179,10 @@ class Lab:
         wanted = [node_spec(i, count, self.subnet) for i in range(count)]
         wanted_names = {s.name for s in wanted}
         current = {n.name: n for n in self.nodes()}
-        for name, node in list(current.items()):
-            if name not in wanted_names:
-                self._stop(node)
-                del current[name]
+        extra = [node for name, node in current.items() if name not in wanted_names]
+        self._stop(extra)
+        for node in extra:
+            del current[node.name]
         started: list[tuple[NodeSpec, subprocess.Popen[bytes]]] = []
         for spec in wanted:
             running = current.get(spec.name)
@@ -189,14 +201,12 @@ class Lab:
 
     def down(self) -> int:
         """Stop every node this lab started (by pid and start time); returns how many were running."""
-        stopped = 0
-        for node in self.nodes():
-            stopped += self._stop(node)
+        stopped = self._stop(self.nodes())
         self._save([])
         return stopped
 
     def stop_node(self, name: str) -> None:
-        self._stop(self.node(name))
+        self._stop([self.node(name)])
 
     def start_node(self, name: str) -> None:
         """Start a stopped node again (a reboot: /run and /tmp are fresh, /etc /var /nix persist)."""
@@ -217,17 +227,12 @@ class Lab:
         self._signal_all(self.node(name), signal.SIGCONT)
 
     def _signal_all(self, node: LabNode, sig: signal.Signals) -> None:
-        if not node.alive():
-            return
-        for pid, started in namespace_members(node.pid):
-            if process_start_time(pid) == started:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
+        if node.alive():
+            signal_members(namespace_members([node.pid]).get(node.pid, []), sig)
 
     def rekey(self, name: str) -> str:
         """Give a node a new host key (a reinstalled machine) and restart it; known_hosts is NOT updated."""
-        node = self.node(name)
-        self._stop(node)
+        self._stop([self.node(name)])
         private, public = new_host_key()
         ssh_dir = self.dir / "nodes" / name / "upper" / "etc" / "ssh"
         write(ssh_dir / "ssh_host_ed25519_key", private, 0o600)
@@ -258,21 +263,19 @@ class Lab:
         finally:
             log.close()
 
-    def _stop(self, node: LabNode) -> int:
-        """Stop a node like a machine going down: its sshd and every process inside its namespace."""
-        if not node.alive():
-            return 0
-        members = namespace_members(node.pid)
-        os.kill(node.pid, signal.SIGCONT)
-        os.kill(node.pid, signal.SIGTERM)
+    def _stop(self, nodes: list[LabNode]) -> int:
+        """Stop nodes like machines going down: each sshd, then every process in its namespace."""
+        running = [n for n in nodes if n.alive()]
+        members = namespace_members(n.pid for n in running)
+        for node in running:
+            signal_members([(node.pid, node.started)], signal.SIGCONT)
+            signal_members([(node.pid, node.started)], signal.SIGTERM)
         deadline = time.monotonic() + 5
-        while node.alive() and time.monotonic() < deadline:
+        while any(n.alive() for n in running) and time.monotonic() < deadline:
             time.sleep(0.02)
-        for pid, started in members:  # sessions (sshd forks them into new sessions) and their commands
-            if process_start_time(pid) == started:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        return 1
+        for node in running:  # sessions (sshd forks them into new sessions) and their commands
+            signal_members(members.get(node.pid, []), signal.SIGKILL)
+        return len(running)
 
     def _wait_listening(self, nodes: list[LabNode], timeout: float) -> None:
         pending = {n.name: n for n in nodes}

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncssh
 
 from zetactl.errors import ZetaError
 from zetactl.inventory import Host
+from zetactl.transport.known_hosts import is_pinned
 
 
 class Unreachable(ZetaError):
@@ -34,18 +34,6 @@ class ConnectOptions:
 
 def fingerprint(key: asyncssh.SSHKey) -> str:
     return str(key.get_fingerprint("sha256"))
-
-
-def _pinned_entries(known_hosts: Path, host: Host) -> bool:
-    """Whether the pinned file has any entry for this host (to tell 'unknown' from 'changed')."""
-    if not known_hosts.is_file():
-        return False
-    names = {host.address, f"[{host.address}]:{host.port}"}
-    for line in known_hosts.read_text(errors="replace").splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and not line.startswith("#") and set(fields[0].split(",")) & names:
-            return True
-    return False
 
 
 async def offered_key(host: Host, timeout: float = 10.0) -> asyncssh.SSHKey:
@@ -90,7 +78,7 @@ async def connect(host: Host, options: ConnectOptions) -> asyncssh.SSHClientConn
         )
     except asyncssh.HostKeyNotVerifiable:
         offered = await _offered_fingerprint(host, options)
-        if _pinned_entries(known_hosts, host):
+        if is_pinned(known_hosts, host):
             raise HostKeyRefused(
                 f"host key CHANGED for {host.name} ({host.address}:{host.port}): it now offers {offered}, "
                 f"which does not match the key pinned in {known_hosts}. Nothing was touched. If the machine "
