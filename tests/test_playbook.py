@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from zetactl.engine.fleet import FleetSettings, make_waves
+from zetactl.engine.fleet import FleetSettings
 from zetactl.errors import BadInput
 from zetactl.inventory import load_inventory
 from zetactl.plan import Selection, build_plan
 from zetactl.playbook import load_playbook
+from zetactl.waves import make_waves
 
 ROOT = Path(__file__).resolve().parent.parent
 INVENTORY = "all:\n  hosts:\n    a: {ansible_host: 127.0.0.1}\n  children:\n    cp:\n      hosts:\n        b:\n"

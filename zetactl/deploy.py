@@ -14,7 +14,7 @@ from typing import Any
 
 from zetactl.engine.fleet import FleetSettings, run_fleet
 from zetactl.engine.host import Resume, RunSettings
-from zetactl.engine.outcome import HostOutcome, StepRecord
+from zetactl.engine.outcome import SUCCESSES, HostOutcome, StepRecord
 from zetactl.engine.states import State
 from zetactl.errors import BadInput
 from zetactl.journal import Journal, RunRecord, create_run, load_run, write_json
@@ -53,10 +53,17 @@ class DeployResult:
     elapsed: float
 
 
-def prepare(request: DeployRequest) -> Plan:
-    """Load and render everything; raises BadInput (with file and line) before any host is touched."""
+def prepare(request: DeployRequest) -> tuple[Plan, FleetSettings]:
+    """Load and render everything; raises BadInput (with file and line) before any host is touched.
+
+    The waves and the failure budget come from the command line, else from the playbook.
+    """
     request.fleet.validate()
-    return load_plan(request.playbook, request.inventory, request.selection, want_content=request.diff)
+    plan = load_plan(request.playbook, request.inventory, request.selection, want_content=request.diff)
+    fleet = replace(request.fleet, serial=request.fleet.serial or plan.playbook.serial,
+                    max_fail=request.fleet.max_fail if request.fleet.max_fail is not None else plan.playbook.max_fail)
+    fleet.validate()
+    return plan, fleet
 
 
 def request_from_run(run: RunRecord, base: DeployRequest) -> DeployRequest:
@@ -92,7 +99,7 @@ def resume_state(run: RunRecord) -> tuple[dict[str, Resume], dict[str, HostOutco
     carried: dict[str, HostOutcome] = {}
     previous = (run.result() or {}).get("hosts", {})
     for host, status in finished.items():
-        if status in ("ok", "changed"):
+        if status in SUCCESSES:
             outcome = HostOutcome(host, status=status)
             for step in previous.get(host, {}).get("steps", []):
                 outcome.steps.append(StepRecord(0, step["name"], step["kind"], step["handler"],
@@ -109,7 +116,7 @@ def deploy(request: DeployRequest, *, resume_run: str | None = None, progress: b
     if resume_run:
         run = load_run(resume_run)
         request = request_from_run(run, request)
-        plan = prepare(request)
+        plan, fleet = prepare(request)
         if plan.playbook.digest != run.meta.get("digest"):
             raise BadInput(f"{request.playbook} (or a file it reads) changed since run {run.run_id}: "
                            "--resume needs the same inputs; start a new run instead")
@@ -117,7 +124,7 @@ def deploy(request: DeployRequest, *, resume_run: str | None = None, progress: b
         journal = Journal(run.dir)
         journal.append({"event": "resume"})
     else:
-        plan = prepare(request)
+        plan, fleet = prepare(request)
         run, journal = create_run({**request.meta(), "digest": plan.playbook.digest})
         journal.append({"event": "run-start", "hosts": [p.host.name for p in plan.hosts]})
     settings = RunSettings(
@@ -131,7 +138,7 @@ def deploy(request: DeployRequest, *, resume_run: str | None = None, progress: b
     with RunProgress(len(todo), total_steps, enabled=progress) as display:
         try:
             outcomes, interrupted = asyncio.run(run_fleet(
-                todo, settings, request.fleet, journal, resume, display.step_done, display.host_done))
+                todo, settings, fleet, journal, resume, display.step_done, display.host_done))
         finally:
             journal.append({"event": "run-end"})
             journal.close()

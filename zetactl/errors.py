@@ -44,3 +44,9 @@ class LabError(ZetaError):
     """The lab cannot do what was asked (no privileges, sshd missing, ...)."""
 
     exit_code = ExitCode.FAILED
+
+
+class Unreachable(ZetaError):
+    """The host could not be reached or the connection was lost."""
+
+    exit_code = ExitCode.UNREACHABLE

@@ -6,16 +6,18 @@ happen before any host is touched.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from zetactl.errors import BadInput
+from zetactl.facts import NeedsFacts
+from zetactl.gate import GateCheck, parse_check
 from zetactl.inventory import Host, Inventory, load_inventory, select_hosts
 from zetactl.playbook import Playbook, StepDecl, load_playbook
 from zetactl.playbook.render import Renderer
-from zetactl.steps import Step
+from zetactl.steps import Step, Where
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,10 @@ class Selection:
 @dataclass(frozen=True)
 class PlannedStep:
     decl: StepDecl
-    step: Step | None  # None when skipped
+    step: Step | None  # None when skipped, or deferred until the host's facts are known
     skip_reason: str | None = None
+    # Set when rendering reads `facts`: called with the host's facts, gives the rendered step.
+    resolve: Callable[[Mapping[str, Any]], PlannedStep] | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -44,6 +48,7 @@ class HostPlan:
     host: Host
     steps: tuple[PlannedStep, ...]
     handlers: tuple[PlannedStep, ...]
+    gate: tuple[GateCheck, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,20 +93,42 @@ def build_plan(playbook: Playbook, inventory: Inventory, selection: Selection, *
         host = inventory.host(name)
         context = renderer.variables(host)
         steps = tuple(planned for decl in playbook.steps
-                      for planned in _plan_steps(renderer, decl, context, host.name, selection))
-        handlers = tuple(_plan_step(renderer, decl, context, host.name, Selection()) for decl in playbook.handlers)
-        plans.append(HostPlan(host, steps, handlers))
+                      for planned in _plan_steps(renderer, decl, context, host, selection))
+        handlers = tuple(_plan_step(renderer, decl, context, host, Selection()) for decl in playbook.handlers)
+        gate = tuple(_gate_check(renderer, raw, where, context, host.name) for raw, where in playbook.gate)
+        plans.append(HostPlan(host, steps, handlers, gate))
+    validate_steps([(p.host.name, s.step) for p in plans for s in (*p.steps, *p.handlers) if s.step is not None])
     return Plan(playbook, inventory, selection, tuple(plans))
 
 
-def _plan_steps(renderer: Renderer, decl: StepDecl, context: Mapping[str, Any], host: str,
+def _gate_check(renderer: Renderer, raw: Any, where: Where, context: Mapping[str, Any], host: str) -> GateCheck:
+    try:
+        return parse_check(renderer.render_value(raw, context, where, host), where)
+    except NeedsFacts:
+        raise where.error("gate checks cannot use facts") from None
+
+
+def validate_steps(steps: Sequence[tuple[str, Step]]) -> list[str]:
+    """Kind-wide checks over every rendered step (e.g. nix syntax); raises BadInput; returns notes."""
+    by_kind: dict[type[Step], list[tuple[str, Step]]] = {}
+    for host, step in steps:
+        by_kind.setdefault(type(step), []).append((host, step))
+    notes = [kind.validate_all(items) for kind, items in by_kind.items()]
+    return [note for note in notes if note]
+
+
+def _plan_steps(renderer: Renderer, decl: StepDecl, context: Mapping[str, Any], host: Host,
                 selection: Selection) -> list[PlannedStep]:
     """One planned step, or one per item when the step has a `loop`."""
     if decl.loop is None:
         return [_plan_step(renderer, decl, context, host, selection)]
-    items = renderer.render_value(decl.loop, context, decl.where, host)
+    try:
+        items = renderer.render_value(decl.loop, context, decl.where, host.name)
+    except NeedsFacts:
+        raise decl.at("loop").error("loop cannot use facts (they are read when the host is reached); "
+                                    "use `when` on the step instead") from None
     if not isinstance(items, list):
-        raise decl.where.error(f"loop must give a list, not {type(items).__name__} (host {host})")
+        raise decl.where.error(f"loop must give a list, not {type(items).__name__} (host {host.name})")
     planned = []
     for item in items:
         item_decl = replace(decl, name=f"{decl.name} ({item})")
@@ -109,11 +136,19 @@ def _plan_steps(renderer: Renderer, decl: StepDecl, context: Mapping[str, Any], 
     return planned
 
 
-def _plan_step(renderer: Renderer, decl: StepDecl, context: Mapping[str, Any], host: str,
+def _plan_step(renderer: Renderer, decl: StepDecl, context: Mapping[str, Any], host: Host,
                selection: Selection) -> PlannedStep:
     reason = tag_skip_reason(decl, selection)
     if reason:
         return PlannedStep(decl, None, reason)
-    if not renderer.when(decl, context, host):
-        return PlannedStep(decl, None, f"when: {decl.when} is false")
-    return PlannedStep(decl, renderer.build(decl, context, host))
+    try:
+        if not renderer.when(decl, context, host.name):
+            return PlannedStep(decl, None, f"when: {decl.when} is false")
+        return PlannedStep(decl, renderer.build(decl, context, host.name))
+    except NeedsFacts:
+        extra = {"item": context["item"]} if "item" in context else {}
+
+        def resolve(facts: Mapping[str, Any]) -> PlannedStep:
+            return _plan_step(renderer, decl, {**renderer.variables(host, facts), **extra}, host, selection)
+
+        return PlannedStep(decl, None, resolve=resolve)

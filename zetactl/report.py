@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
-from zetactl.engine.outcome import HostOutcome
+from zetactl.engine.outcome import FAILURES, HOST_STATUSES, HostOutcome
 from zetactl.errors import ExitCode
 
 
@@ -20,7 +20,7 @@ def exit_code_for(statuses: set[str], interrupted: bool = False) -> ExitCode:
     """The documented exit code for a run whose hosts ended with these statuses (deploy and run)."""
     if interrupted:
         return ExitCode.INTERRUPTED
-    if statuses & {"failed", "not-run"}:
+    if statuses & (FAILURES | {"not-run"}):
         return ExitCode.FAILED
     if "unreachable" in statuses:
         return ExitCode.UNREACHABLE
@@ -47,13 +47,13 @@ def print_recap(out: TextIO, run_id: str, outcomes: Mapping[str, HostOutcome], *
     headers = ["host", "status", "ok", "would change" if check else "changed", "failed", "skipped",
                "unreachable", "time"]
     out.write(tabulate(recap_rows(outcomes), headers=headers, tablefmt="simple") + "\n")
-    problems = [(n, o) for n, o in outcomes.items() if o.status in ("failed", "unreachable", "not-run")]
+    problems = [(n, o) for n, o in outcomes.items()
+                if o.status in FAILURES | {"unreachable", "not-run", "reboot-required"} or o.gate not in ("", "passed")]
     if problems:
         out.write("\n")
     for name, outcome in problems:
         out.write(f"{name}: {outcome.status}: {outcome.error}\n")
-    totals = {s: sum(1 for o in outcomes.values() if o.status == s) for s in
-              ("ok", "changed", "failed", "unreachable", "interrupted", "not-run")}
+    totals = {s: sum(1 for o in outcomes.values() if o.status == s) for s in HOST_STATUSES}
     summary = ", ".join(f"{count} {status}" for status, count in totals.items() if count)
     mode = " (check mode: nothing was changed)" if check else ""
     out.write(f"\nrun {run_id}: {len(outcomes)} hosts: {summary} in {elapsed:.2f}s{mode}\n")

@@ -15,6 +15,7 @@ from zetactl.errors import BadInput
 from zetactl.inventory import load_inventory, select_hosts
 from zetactl.plan import Selection, load_plan
 from zetactl.report import exit_code, exit_code_for, json_document, print_json, print_recap
+from zetactl.waves import make_waves
 
 TagsOpt = Annotated[list[str] | None, typer.Option("--tags", "-t", help="Run only steps with these tags "
                                                    "(comma-separated or repeated); 'always' steps still run.")]
@@ -104,19 +105,23 @@ def plan(
     if output_format == "json":
         print_json(sys.stdout, {"playbook": str(playbook), "hosts": {
             hp.host.name: [{"name": ps.name, "kind": ps.decl.kind, "target": ps.step.target() if ps.step else None,
-                            "skip": ps.skip_reason, "notify": list(ps.decl.notify)} for ps in hp.steps]
+                            "skip": ps.skip_reason, "needs_facts": ps.resolve is not None,
+                            "notify": list(ps.decl.notify)} for ps in hp.steps]
             for hp in built.hosts}})
         return
     rows = []
     for hp in built.hosts:
         for index, ps in enumerate(hp.steps, 1):
             note = f"skip: {ps.skip_reason}" if ps.skip_reason else (
-                f"notify: {', '.join(ps.decl.notify)}" if ps.decl.notify else "")
+                "rendered once the host's facts are read" if ps.resolve else (
+                    f"notify: {', '.join(ps.decl.notify)}" if ps.decl.notify else ""))
             rows.append([hp.host.name, index, ps.name, ps.decl.kind, ps.step.target() if ps.step else "", note])
     sys.stdout.write(tabulate(rows, headers=["host", "#", "step", "kind", "target", "note"]) + "\n")
-    steps = sum(1 for hp in built.hosts for ps in hp.steps if ps.step)
-    sys.stdout.write(f"\n{built.playbook.name}: {len(built.hosts)} hosts, {steps} steps to check; "
-                     "no host was contacted\n")
+    steps = sum(1 for hp in built.hosts for ps in hp.steps if ps.step or ps.resolve)
+    waves = make_waves([hp.host.name for hp in built.hosts], built.playbook.serial)
+    gate = f", a gate of {len(built.playbook.gate)} checks between waves" if built.playbook.gate else ""
+    sys.stdout.write(f"\n{built.playbook.name}: {len(built.hosts)} hosts in {len(waves)} wave(s){gate}, "
+                     f"{steps} steps to check; no host was contacted\n")
 
 
 def run(

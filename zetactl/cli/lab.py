@@ -73,6 +73,14 @@ def start(node: NodeArg, directory: DirOpt = None) -> None:
     _lab(directory).start_node(node)
 
 
+def reboot(node: NodeArg, directory: DirOpt = None) -> None:
+    """Reboot a node: stop it and start it again (fresh /run, new boot_id, the profile's generation is booted).
+
+    Example: zetactl lab reboot lab-003
+    """
+    _lab(directory).reboot(node)
+
+
 def freeze(node: NodeArg, directory: DirOpt = None) -> None:
     """Fault: SIGSTOP the node (TCP connects, then silence). Example: zetactl lab freeze lab-003"""
     _lab(directory).freeze(node)
@@ -94,5 +102,5 @@ def rekey(node: NodeArg, directory: DirOpt = None) -> None:
 
 COMMANDS = {
     "up": up, "down": down, "status": status, "stop": stop, "start": start, "freeze": freeze, "thaw": thaw,
-    "rekey": rekey,
+    "rekey": rekey, "reboot": reboot,
 }

@@ -6,16 +6,15 @@ Exceptions become outcomes (a host is never "lost"); the result is the map host 
 from __future__ import annotations
 
 import asyncio
-import math
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from zetactl.engine.host import HostRun, Listener, Resume, RunSettings
-from zetactl.engine.outcome import HostOutcome
-from zetactl.errors import BadInput
+from zetactl.engine.outcome import FAILURES, HostOutcome
 from zetactl.journal import Journal
 from zetactl.plan import HostPlan
+from zetactl.waves import make_waves, parse_amount
 
 
 @dataclass(frozen=True)
@@ -32,44 +31,17 @@ class FleetSettings:
             parse_amount(self.max_fail, 100, "--max-fail")
 
 
-def parse_amount(text: str, total: int, what: str) -> int:
-    text = text.strip()
-    try:
-        if text.endswith("%"):
-            percent = float(text[:-1])
-            if not 0 <= percent <= 100:
-                raise ValueError
-            return max(1, math.ceil(total * percent / 100)) if what == "--serial" else math.floor(total * percent / 100)
-        value = int(text)
-        if value < 0 or (what == "--serial" and value == 0):
-            raise ValueError
-        return value
-    except ValueError:
-        raise BadInput(f"{what}: expected a count or a percentage, not {text!r}") from None
-
-
-def make_waves(hosts: Sequence[str], serial: Sequence[str]) -> list[list[str]]:
-    if not serial:
-        return [list(hosts)] if hosts else []
-    sizes = [parse_amount(s, len(hosts), "--serial") for s in serial]
-    waves: list[list[str]] = []
-    position = 0
-    index = 0
-    while position < len(hosts):
-        size = sizes[min(index, len(sizes) - 1)]
-        waves.append(list(hosts[position : position + size]))
-        position += size
-        index += 1
-    return waves
-
-
 async def run_fleet(plans: Sequence[HostPlan], settings: RunSettings, fleet: FleetSettings, journal: Journal,
                     resume: dict[str, Resume], listener: Listener | None = None,
                     host_listener: Callable[[HostOutcome], None] | None = None) -> tuple[dict[str, HostOutcome], bool]:
     """Run every host; returns (outcomes in plan order, interrupted)."""
     by_name = {p.host.name: p for p in plans}
     waves = make_waves(list(by_name), fleet.serial)
-    budget = parse_amount(fleet.max_fail, len(by_name), "--max-fail") if fleet.max_fail else None
+    # A rollout in waves (or with a gate) stops after the first wave with a failed host unless
+    # --max-fail allows more: a bad change reaches one wave, not the fleet.
+    staged = len(waves) > 1 or any(p.gate for p in plans)
+    max_fail = fleet.max_fail if fleet.max_fail is not None else ("0" if staged else None)
+    budget = parse_amount(max_fail, len(by_name), "--max-fail") if max_fail is not None else None
     outcomes: dict[str, HostOutcome] = {}
     semaphore = asyncio.Semaphore(max(1, fleet.forks))
     interrupted = False
@@ -104,13 +76,21 @@ async def run_fleet(plans: Sequence[HostPlan], settings: RunSettings, fleet: Fle
             results = await asyncio.gather(*task_list, return_exceptions=True)
             for name, result in zip(wave, results, strict=True):
                 outcomes[name] = _outcome(name, result)
-            failed = sum(1 for o in outcomes.values() if o.status in ("failed", "unreachable"))
-            if budget is not None and failed > budget and number < len(waves):
+            failed = sum(1 for o in outcomes.values() if o.status in FAILURES | {"unreachable"})
+            gate_failures = [(name, outcomes[name].gate) for name in wave
+                             if outcomes[name].gate not in ("", "passed")]
+            stop = None
+            if gate_failures:
+                name, problem = gate_failures[0]
+                stop = f"the gate failed after wave {number} ({name}: {problem})"
+                journal.append({"event": "gate-failed", "wave": number, "hosts": [n for n, _ in gate_failures]})
+            elif budget is not None and failed > budget:
+                stop = f"failure budget exceeded after wave {number} ({failed} failed > {budget} allowed)"
                 journal.append({"event": "budget-exceeded", "failed": failed, "budget": budget})
+            if stop and number < len(waves):
                 for rest in waves[number:]:
                     for name in rest:
-                        outcomes[name] = HostOutcome(name, status="not-run",
-                                                     error=f"failure budget exceeded ({failed} > {budget})")
+                        outcomes[name] = HostOutcome(name, status="not-run", error=stop)
                 break
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

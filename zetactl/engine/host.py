@@ -10,18 +10,24 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import asyncssh
 
 from zetactl.engine import remote
-from zetactl.engine.outcome import HostOutcome, StepRecord
+from zetactl.engine.gate import run_gate
+from zetactl.engine.outcome import SUCCESSES, HostOutcome, StepRecord
 from zetactl.engine.states import State, check_transition
+from zetactl.errors import BadInput
+from zetactl.facts import FACTS_SCRIPT, parse_facts
 from zetactl.journal import Journal
-from zetactl.plan import HostPlan, PlannedStep
-from zetactl.steps import Change, NoChange, Step
+from zetactl.plan import HostPlan, PlannedStep, validate_steps
+from zetactl.steps import ActionStep, Change, NoChange, Observed, Option, RemoteResult, Step, Where
 from zetactl.transport import ConnectOptions, Unreachable, connect, run
+
+FACTS_KEY = -1  # the facts probe's record key in the first round trip
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,51 @@ Listener = Callable[[str, StepRecord], None]
 
 class StepFailed(Exception):
     pass
+
+
+class FactsProbe(Step):
+    """Not a playbook step: reads the facts in the same round trip as the lock and the probes."""
+
+    kind: ClassVar[str] = "facts"
+    options: ClassVar[Mapping[str, Option]] = {}
+
+    def probe_script(self) -> str:
+        return FACTS_SCRIPT
+
+    def decide(self, observed: Observed) -> NoChange:
+        return NoChange("facts read")
+
+
+class Actions:
+    """The ActionContext lent to an action step: the run's connection, fresh ones, the journal."""
+
+    def __init__(self, run: HostRun, conn: asyncssh.SSHClientConnection, key: int) -> None:
+        self._run = run
+        self._conn = conn
+        self._key = key
+        self.host = run.host.name
+        self.run_id = run.settings.run_id
+
+    async def run(self, script: str, timeout: float) -> RemoteResult:
+        try:
+            result = await asyncio.wait_for(run(self._conn, "sh", script), timeout)
+        except TimeoutError:
+            raise Unreachable(f"no answer within {timeout:g}s") from None
+        return RemoteResult(result.exit_status, str(result.stdout or ""), str(result.stderr or ""))
+
+    async def run_fresh(self, script: str, timeout: float) -> RemoteResult:
+        options = ConnectOptions(connect_timeout=min(timeout, self._run.settings.connect.connect_timeout))
+        try:
+            async with asyncio.timeout(timeout + 2):
+                conn = await connect(self._run.host, options)
+                async with conn:
+                    result = await run(conn, "sh", script)
+        except TimeoutError:
+            raise Unreachable(f"no answer within {timeout:g}s on a fresh connection") from None
+        return RemoteResult(result.exit_status, str(result.stdout or ""), str(result.stderr or ""))
+
+    def note(self, event: str, **fields: object) -> None:
+        self._run.journal.append({"host": self.host, "step": self._key, "event": event, **fields})
 
 
 def overlaps(a: str, b: str) -> bool:
@@ -135,19 +186,75 @@ class HostRun:
             if key in self.resume.done:
                 record.state = State.DONE
                 record.summary = "done in an earlier attempt of this run"
-            elif planned.step is None and not planned.decl.handler:
+            elif planned.step is None and planned.resolve is None and not planned.decl.handler:
                 record.summary = planned.skip_reason or "skipped"
                 self.move(record, State.SKIPPED, record.summary)
-        conn = await connect(self.host, self.settings.connect)
+        with self._timed("connect"):
+            conn = await connect(self.host, self.settings.connect)
         async with conn:
-            lock, observed = (None, None) if self.settings.check else await self._lock(conn, self._todo(self.steps))
+            first = self._todo(self.steps)
+            deferred = any(p.resolve is not None for _, p in self.all_steps)
+            if deferred:
+                first.append((FACTS_KEY, FactsProbe({}, Where("facts", 0))))
+            with self._timed("probe"):
+                if self.settings.check:
+                    lock, observed = None, (await self._probe(conn, first) if deferred else None)
+                else:
+                    lock, observed = await self._lock(conn, first)
+                if deferred and observed is not None:
+                    await self._resolve(conn, observed)
             try:
                 if await self._process(conn, self.steps, observed, main=True):
                     await self._run_handlers(conn)
                 self._finish_status()
+                if self.plan.gate and not self.settings.check and not conn.is_closed():
+                    with self._timed("gate"):
+                        await self._gate(conn)
             finally:
                 if lock is not None:
                     await self._release(lock)
+
+    def _timed(self, phase: str) -> _Timer:
+        return _Timer(self.outcome.timings, phase)
+
+    async def _resolve(self, conn: asyncssh.SSHClientConnection, observed: dict[int, dict[str, str]]) -> None:
+        """Render the steps that waited for facts, then probe them (one more round trip)."""
+        facts = parse_facts(observed.pop(FACTS_KEY, {}))
+        self.journal.append({"host": self.host.name, "event": "facts", "facts": facts})
+        for items in (self.steps, self.handlers):
+            for position, (key, planned) in enumerate(items):
+                if planned.resolve is None:
+                    continue
+                try:
+                    resolved = planned.resolve(facts)
+                    if resolved.step is not None:
+                        validate_steps([(self.host.name, resolved.step)])
+                except BadInput as exc:
+                    record = self.records[key]
+                    record.error = str(exc)
+                    self.move(record, State.FAILED, record.error)
+                    resolved = PlannedStep(planned.decl, None, "failed to render")
+                items[position] = (key, resolved)
+                self.all_steps[[k for k, _ in self.all_steps].index(key)] = (key, resolved)
+                record = self.records[key]
+                if resolved.step is None and record.state == State.PENDING and not planned.decl.handler:
+                    record.summary = resolved.skip_reason or "skipped"
+                    self.move(record, State.SKIPPED, record.summary)
+        todo = [(k, p.step) for k, p in self.steps if p.step is not None and k not in observed
+                and k not in self.resume.done and self.records[k].state == State.PENDING]
+        if todo:
+            observed.update(await self._probe(conn, todo))
+
+    async def _gate(self, conn: asyncssh.SSHClientConnection) -> None:
+        problem = await run_gate(conn, self.plan.gate)
+        self.outcome.gate = problem or "passed"
+        self.journal.append({"host": self.host.name, "event": "gate", "result": self.outcome.gate})
+        if problem:
+            if self.outcome.status in SUCCESSES:
+                self.outcome.status = "unhealthy"
+                self.outcome.error = f"gate: {problem}"
+            else:
+                self.outcome.error += f" (gate: {problem})"
 
     async def _run_handlers(self, conn: asyncssh.SSHClientConnection) -> None:
         """Handlers notified by a change run once, in the order they are declared."""
@@ -161,10 +268,13 @@ class HostRun:
 
     def _finish_status(self) -> None:
         records = self.records.values()
-        if any(r.state == State.FAILED for r in records):
-            self.outcome.status = "failed"
-            failed = next(r for r in records if r.state == State.FAILED)
-            self.outcome.error = f"{failed.name}: {failed.error}"
+        failed = [r for r in records if r.state == State.FAILED]
+        if failed:
+            self.outcome.status = next((r.status for r in failed if r.status), "failed")
+            self.outcome.error = f"{failed[0].name}: {failed[0].error}"
+        elif any(r.status == "reboot-required" for r in records):
+            self.outcome.status = "reboot-required"
+            self.outcome.error = next(r.error for r in records if r.status == "reboot-required")
         elif any(r.changed for r in records):
             self.outcome.status = "changed"
         else:
@@ -212,6 +322,14 @@ class HostRun:
                 self._notify(key)
                 self.move(record, State.DONE, "check mode: not changed")
                 continue
+            if isinstance(step, ActionStep) and not decision.script:  # the batch is empty: it touches "/"
+                if not await self._act(conn, key, step, decision):
+                    self._block([k for k, _ in todo[position + 1:]])
+                    return False
+                rest = todo[position + 1:]  # the switch may have changed anything they probed
+                if rest:
+                    observed.update(await self._probe(conn, rest))
+                continue
             batch.append((key, step, decision))
             dirty.extend(step.touches())
             barrier = barrier or step.barrier
@@ -219,6 +337,27 @@ class HostRun:
             return True
         ok, self.prefetched = await self._flush(conn, batch, self._handler_probes(batch) if main else ())
         return ok
+
+    async def _act(self, conn: asyncssh.SSHClientConnection, key: int, step: ActionStep, change: Change) -> bool:
+        record = self.records[key]
+        with self._timed("action"):
+            result = await step.execute(change, Actions(self, conn, key))
+        for phase, seconds in result.timings.items():
+            self.outcome.timings[phase] = self.outcome.timings.get(phase, 0.0) + seconds
+        record.status = result.status
+        if not result.ok:
+            record.error = result.error
+            record.summary = result.summary
+            self.move(record, State.FAILED, f"{result.status or 'failed'}: {result.error}")
+            return False
+        record.summary = result.summary
+        record.error = result.error
+        record.changed = True
+        self._notify(key)
+        self.move(record, State.APPLIED, result.summary)
+        self.move(record, State.VERIFIED)
+        self.move(record, State.DONE)
+        return True
 
     def _handler_probes(self, batch: Sequence[tuple[int, Step, Change]]) -> list[tuple[int, Step]]:
         """Handlers that will run if this batch succeeds: probed with it, not after it."""
@@ -252,7 +391,8 @@ class HostRun:
     async def _flush(self, conn: asyncssh.SSHClientConnection, batch: Sequence[tuple[int, Step, Change]],
                      reprobe: Sequence[tuple[int, Step]] = ()) -> tuple[bool, dict[int, dict[str, str]]]:
         """Apply and verify a batch; when it all succeeds, also probe `reprobe` (same round trip)."""
-        result = await run(conn, "sh", remote.apply_script(batch, reprobe))
+        with self._timed("apply"):
+            result = await run(conn, "sh", remote.apply_script(batch, reprobe))
         if result.exit_status is None:  # the remote shell died with the connection or the node
             raise Unreachable(f"connection lost while applying ({result.exit_signal or 'no exit status'})")
         results = remote.parse_apply(str(result.stdout))
@@ -332,3 +472,17 @@ class LockBusy(Exception):
 
 def tail(text: str, lines: int = 8) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class _Timer:
+    """Adds the seconds spent in a `with` block to timings[phase]."""
+
+    def __init__(self, timings: dict[str, float], phase: str) -> None:
+        self.timings = timings
+        self.phase = phase
+
+    def __enter__(self) -> None:
+        self.started = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.phase] = self.timings.get(self.phase, 0.0) + time.monotonic() - self.started

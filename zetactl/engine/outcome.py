@@ -18,9 +18,15 @@ class StepRecord:
     summary: str = ""  # what changed, or why nothing had to
     error: str = ""
     diff: str | None = field(default=None, repr=False)
+    status: str = ""  # an action's precise outcome (rolled-back, failed-units, reboot-required, ...)
 
 
-HOST_STATUSES = ("ok", "changed", "failed", "unreachable", "interrupted", "not-run")
+HOST_STATUSES = ("ok", "changed", "reboot-required", "failed", "rolled-back", "failed-units", "activation-failed",
+                 "unhealthy", "unreachable", "interrupted", "not-run")
+# Statuses that count as a failure (exit code, --max-fail): a NixOS switch that was rolled back or
+# left failed units is never a success; `unhealthy` is a host whose health gate failed.
+FAILURES = frozenset({"failed", "rolled-back", "failed-units", "activation-failed", "unhealthy"})
+SUCCESSES = frozenset({"ok", "changed", "reboot-required"})
 
 
 @dataclass
@@ -30,6 +36,8 @@ class HostOutcome:
     error: str = ""
     elapsed: float = 0.0
     steps: list[StepRecord] = field(default_factory=list)
+    gate: str = ""  # "" (no gate ran), "passed", or what failed
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase: connect, probe, apply, ...
 
     def count(self, what: str) -> int:
         if what == "changed":
@@ -54,9 +62,12 @@ class HostOutcome:
             "unreachable": 1 if self.status == "unreachable" else 0,
             "elapsed": round(self.elapsed, 3),
             "error": self.error,
+            **({"gate": self.gate} if self.gate else {}),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "steps": [
                 {"name": s.name, "kind": s.kind, "handler": s.handler, "state": str(s.state),
-                 "changed": s.changed, "summary": s.summary, "error": s.error}
+                 "changed": s.changed, "summary": s.summary, "error": s.error,
+                 **({"status": s.status} if s.status else {})}
                 for s in self.steps
             ],
         }

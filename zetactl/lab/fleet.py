@@ -219,6 +219,13 @@ class Lab:
         self._save([n for n in self.nodes() if n.name != name] + [new])
         self._wait_listening([new], 20.0)
 
+    def reboot(self, name: str) -> None:
+        """A reboot: stop the node, start it again. /run is fresh (new boot_id, the units of the profile's
+        generation come up, /run/current-system and /run/booted-system = the profile's target), so a
+        generation activated with `boot` takes effect."""
+        self.stop_node(name)
+        self.start_node(name)
+
     def freeze(self, name: str) -> None:
         """A hung machine: every process of the node stops (TCP still connects, nothing answers)."""
         self._signal_all(self.node(name), signal.SIGSTOP)
@@ -287,7 +294,7 @@ class Lab:
                     tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
                     raise LabError(f"lab node {name} exited while starting:\n  " + "\n  ".join(tail))
                 try:
-                    with socket.create_connection((node.address, 22), timeout=0.2):
+                    with socket.create_connection((node.address, self._ssh_port(name)), timeout=0.2):
                         del pending[name]
                 except OSError:
                     pass
@@ -295,6 +302,15 @@ class Lab:
                 raise LabError(f"lab nodes not listening after {timeout:.0f}s: {', '.join(sorted(pending))}")
             if pending:
                 time.sleep(0.05)
+
+    def _ssh_port(self, name: str) -> int:
+        """22, or 2 while the node's booted generation has `# zeta-lab: break-network` (see docs/lab.md)."""
+        config = self.dir / "nodes" / name / "upper" / "etc" / "ssh" / "sshd_config"
+        with contextlib.suppress(OSError):
+            for line in config.read_text().splitlines():
+                if line.startswith("ListenAddress ") and line.rsplit(":", 1)[-1].isdigit():
+                    return int(line.rsplit(":", 1)[-1])
+        return 22
 
     def _write_known_hosts(self, specs: list[NodeSpec]) -> None:
         lines = []

@@ -2,35 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import os
-import time
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-NIXOS_VERSION = "25.05.20250102.6df2492"
-NIXOS_CODENAME = "Warbler"
 # The trees each node sees copy-on-write (overlayfs over the machine's own), so a node can write
 # anywhere under them without touching the machine. /run and /tmp are per-node tmpfs.
 OVERLAID = ("etc", "var", "nix")
 TMPFS_SIZE = "64m"
-NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz"
+BIN_DIR = Path(__file__).parent / "bin"
 
-# Units every lab node knows; agents and k3s only where the role has them.
-BASE_UNITS = {"sshd.service": "OpenSSH Daemon", "nix-daemon.service": "Nix Daemon"}
-ROLE_UNITS = {
-    "control_plane": {
-        "k3s.service": "Lightweight Kubernetes",
-        "zeta-otto.service": "Zeta agent otto",
-        "zeta-lior.service": "Zeta agent lior",
-        "zeta-vera.service": "Zeta agent vera",
-    },
-    "worker_gpu": {"k3s.service": "Lightweight Kubernetes"},
-    "admin": {"zeta-hub-embedder.service": "Zeta hub: embedder", "zeta-hub-voice.service": "Zeta hub: voice"},
-    "tenants": {},
+# The NixOS modules each role's nodes are seeded with (besides configuration.nix); see role_modules().
+ROLE_MODULES = {
+    "control_plane": ("k3s.nix", "zeta-agents.nix"),
+    "worker_gpu": ("k3s.nix",),
+    "admin": ("zeta-hubs.nix",),
+    "tenants": (),
 }
 
 
@@ -60,9 +53,27 @@ def node_group(index: int, total: int) -> str:
     return "worker_gpu" if index % 2 == 0 else "tenants"
 
 
+def _load_nixlab() -> ModuleType:
+    """The NixOS layer the nodes run (zetactl/lab/bin/_nixlab.py, stdlib only), loaded from its file so the
+    controller builds generation 1 with exactly the code a node's `nixos-rebuild` uses."""
+    name = "zetactl_lab_nixlab"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BIN_DIR / "_nixlab.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+nixlab = _load_nixlab()
+NIXOS_VERSION: str = nixlab.NIXOS_VERSION
+NIXOS_CODENAME: str = nixlab.NIXOS_CODENAME
+
+
 def store_hash(seed: str) -> str:
-    digest = hashlib.sha256(seed.encode()).digest()
-    return "".join(NIX_BASE32[b % 32] for b in digest[:32])
+    return str(nixlab.store_hash(seed))
 
 
 def new_host_key() -> tuple[bytes, bytes]:
@@ -102,19 +113,6 @@ Subsystem sftp internal-sftp
 """
 
 
-def unit_file(description: str) -> str:
-    return f"""[Unit]
-Description={description}
-
-[Service]
-ExecStart=/bin/sleep infinity
-Restart=always
-
-[Install]
-WantedBy=multi-user.target
-"""
-
-
 def seed_node(node_dir: Path, spec: NodeSpec, operator_pubkey: bytes) -> bytes:
     """Lay out a new node's private trees before its first start; returns its public host key line."""
     upper = node_dir / "upper"
@@ -133,42 +131,153 @@ def seed_node(node_dir: Path, spec: NodeSpec, operator_pubkey: bytes) -> bytes:
         f'NAME=NixOS\nID=nixos\nVERSION="{NIXOS_VERSION[:5]} ({NIXOS_CODENAME})"\n'
         f"VERSION_ID={NIXOS_VERSION[:5]}\nPRETTY_NAME=\"NixOS {NIXOS_VERSION[:5]} ({NIXOS_CODENAME})\"\n",
     )
-    units = {**BASE_UNITS, **ROLE_UNITS[spec.group]}
-    for unit, description in units.items():
-        write(etc / "systemd" / "system" / unit, unit_file(description))
-        wants = etc / "systemd" / "system" / "multi-user.target.wants"
-        wants.mkdir(parents=True, exist_ok=True)
-        link = wants / unit
-        if not link.is_symlink():
-            link.symlink_to(f"/etc/systemd/system/{unit}")
-    seed_generation(upper / "nix", spec.name, 1)
+    for rel, text in role_modules(spec).items():
+        write(etc / "nixos" / rel, text)
+    seed_generation(upper, spec.name)
     (upper / "var" / "lib" / "zeta" / "state").mkdir(parents=True, exist_ok=True)
     return public
 
 
-def seed_generation(nix_upper: Path, hostname: str, generation: int) -> None:
-    """A NixOS system generation: store path with nixos-version, kernel, initrd; profile links."""
-    toplevel_name = f"{store_hash(f'{hostname}-{generation}')}-nixos-system-{hostname}-{NIXOS_VERSION}"
-    toplevel = nix_upper / "store" / toplevel_name
-    write(toplevel / "nixos-version", NIXOS_VERSION)
-    kernel = nix_upper / "store" / f"{store_hash('linux-6.6.68')}-linux-6.6.68"
-    write(kernel / "bzImage", "lab kernel\n")
-    write(kernel / "initrd", "lab initrd\n")
-    for link, target in (("kernel", kernel / "bzImage"), ("initrd", kernel / "initrd")):
-        path = toplevel / link
-        if not path.is_symlink():
-            path.symlink_to("/nix/store/" + target.relative_to(nix_upper / "store").as_posix())
-    profiles = nix_upper / "var" / "nix" / "profiles"
+def seed_generation(upper: Path, hostname: str) -> str:
+    """Generation 1: exactly what `nixos-rebuild` builds from the seeded /etc/nixos, its units installed in
+    /etc/systemd/system and the system profile pointing at it. Returns the toplevel store path."""
+    store = upper / "nix" / "store"
+    store.mkdir(parents=True, exist_ok=True)
+    toplevel = str(nixlab.build_system(upper / "etc" / "nixos", store, hostname))
+    nixlab.install_units(toplevel, upper / "etc" / "systemd" / "system", store)
+    profiles = upper / "nix" / "var" / "nix" / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
-    gen_link = profiles / f"system-{generation}-link"
-    if not gen_link.is_symlink():
-        gen_link.symlink_to(f"/nix/store/{toplevel_name}")
-        stamp = time.time()
-        os.utime(gen_link, (stamp, stamp), follow_symlinks=False)
-    system = profiles / "system"
-    if system.is_symlink():
-        system.unlink()
-    system.symlink_to(f"system-{generation}-link")
+    nixlab.set_profile(str(profiles / "system"), toplevel)
+    return toplevel
+
+
+def role_modules(spec: NodeSpec) -> dict[str, str]:
+    """The /etc/nixos files of a new node: configuration.nix and the modules of its role."""
+    modules = {"configuration.nix": CONFIGURATION_NIX.replace("@hostname@", spec.name).replace(
+        "@imports@", " ".join(f"./{m}" for m in ROLE_MODULES[spec.group]))}
+    for name in ROLE_MODULES[spec.group]:
+        modules[name] = MODULES[name]
+    return modules
+
+
+CONFIGURATION_NIX = """# @hostname@: NixOS configuration (seeded by `zetactl lab up`).
+{ config, lib, pkgs, ... }:
+
+{
+  imports = [ @imports@ ];
+
+  boot.loader.grub.enable = true;
+  boot.loader.grub.device = "/dev/vda";
+
+  networking.hostName = "@hostname@";
+  time.timeZone = "UTC";
+
+  services.openssh = {
+    enable = true;
+    settings.PasswordAuthentication = false;
+    settings.PermitRootLogin = "prohibit-password";
+  };
+
+  nix.settings.experimental-features = [ "nix-command" "flakes" ];
+  environment.systemPackages = with pkgs; [ vim git htop ];
+
+  system.stateVersion = "25.05"; # Did you read the comment?
+}
+"""
+
+MODULES = {
+    "k3s.nix": """# k3s: the cluster's Kubernetes (server on control-plane nodes, agent on GPU workers).
+{ config, lib, pkgs, ... }:
+
+{
+  networking.firewall.allowedTCPPorts = [ 6443 10250 ];
+
+  systemd.services.k3s = {
+    description = "Lightweight Kubernetes";
+    wantedBy = [ "multi-user.target" ];
+    after = [ "network-online.target" ];
+    wants = [ "network-online.target" ];
+    path = [ pkgs.iptables pkgs.mount ];
+    serviceConfig = {
+      Type = "notify";
+      ExecStart = "${pkgs.k3s}/bin/k3s server --disable traefik";
+      KillMode = "process";
+      Delegate = "yes";
+      Restart = "always";
+      RestartSec = 5;
+      LimitNOFILE = 1048576;
+    };
+  };
+}
+""",
+    "zeta-agents.nix": """# The zeta agents (one long-running service each).
+{ config, lib, pkgs, ... }:
+
+{
+  systemd.services.zeta-otto = {
+    description = "Zeta agent otto";
+    wantedBy = [ "multi-user.target" ];
+    after = [ "network-online.target" "k3s.service" ];
+    environment = { ZETA_AGENT = "otto"; ZETA_STATE = "/var/lib/zeta/state"; };
+    serviceConfig = { Restart = "always"; RestartSec = 2; };
+    script = ''
+      exec ${pkgs.zeta-agent}/bin/zeta-agent --name otto
+    '';
+  };
+
+  systemd.services.zeta-lior = {
+    description = "Zeta agent lior";
+    wantedBy = [ "multi-user.target" ];
+    after = [ "network-online.target" "k3s.service" ];
+    environment = { ZETA_AGENT = "lior"; ZETA_STATE = "/var/lib/zeta/state"; };
+    serviceConfig = { Restart = "always"; RestartSec = 2; };
+    script = ''
+      exec ${pkgs.zeta-agent}/bin/zeta-agent --name lior
+    '';
+  };
+
+  systemd.services."zeta-vera" = {
+    description = "Zeta agent vera";
+    wantedBy = [ "multi-user.target" ];
+    after = [ "network-online.target" "k3s.service" ];
+    environment = { ZETA_AGENT = "vera"; ZETA_STATE = "/var/lib/zeta/state"; };
+    serviceConfig = { Restart = "always"; RestartSec = 2; };
+    script = ''
+      exec ${pkgs.zeta-agent}/bin/zeta-agent --name vera
+    '';
+  };
+}
+""",
+    "zeta-hubs.nix": """# The zeta hubs on the admin node.
+{ config, lib, pkgs, ... }:
+
+{
+  systemd.services.zeta-hub-embedder = {
+    description = "Zeta hub: embedder";
+    wantedBy = [ "multi-user.target" ];
+    after = [ "network-online.target" ];
+    environment.ZETA_HUB = "embedder";
+    serviceConfig = {
+      ExecStart = "${pkgs.zeta-hub}/bin/zeta-hub --service embedder";
+      Restart = "always";
+      StateDirectory = "zeta-hub-embedder";
+    };
+  };
+
+  systemd.services.zeta-hub-voice = {
+    description = "Zeta hub: voice";
+    wantedBy = [ "multi-user.target" ];
+    after = [ "network-online.target" ];
+    environment.ZETA_HUB = "voice";
+    serviceConfig = {
+      ExecStart = "${pkgs.zeta-hub}/bin/zeta-hub --service voice";
+      Restart = "always";
+      StateDirectory = "zeta-hub-voice";
+    };
+  };
+}
+""",
+}
 
 
 # Runs as the node's first process inside `unshare --mount --uts`, then becomes its sshd.
@@ -193,14 +302,32 @@ mount -t tmpfs -o size=%(size)s,mode=1777 tmpfs /tmp
 [ -e /root/.profile ] && mount --bind /run/zeta-lab/empty /root/.profile
 cat /proc/sys/kernel/random/uuid > /run/zeta-lab/boot_id
 mount --bind /run/zeta-lab/boot_id /proc/sys/kernel/random/boot_id
-mkdir -p /run/sshd /run/zeta-lab/units /run/nixos
+mkdir -p /run/sshd /run/zeta-lab/units /run/nixos /run/systemd/system /run/systemd/transient
 chmod 0755 /run/sshd
 system=$(readlink -f /nix/var/nix/profiles/system)
 ln -sfn "$system" /run/current-system
 ln -sfn "$system" /run/booted-system
+# Boot activates the booted generation: its units in /etc/systemd/system (when a `boot` switch or a rollback
+# left them pointing at another generation).
+case "$(readlink /etc/systemd/system/sshd.service)" in
+  "$system"/*) ;;
+  *) python3 -c 'import sys; from pathlib import Path; sys.path.insert(0, "/usr/local/sbin"); import _nixlab as n
+n.install_units(sys.argv[1], Path("/etc/systemd/system"), Path("/nix/store"))' "$system" ;;
+esac
 for link in /etc/systemd/system/*.wants/*; do
   [ -e "$link" ] || [ -L "$link" ] || continue
   echo active > "/run/zeta-lab/units/${link##*/}"
 done
+# Units whose ExecStart cannot run come up failed, as after a real boot.
+for f in $(grep -l '^ExecStart=[-@:+!]*/bin/false' /etc/systemd/system/*.wants/* 2>/dev/null); do
+  echo failed > "/run/zeta-lab/units/${f##*/}"
+done
+# The booted generation decides whether sshd answers on port 22 (`# zeta-lab: break-network`: port 2).
+port=22
+grep -qx break-network "$system/zeta-lab-flags" 2>/dev/null && port=2
+grep -q "^ListenAddress .*:$port\$" /etc/ssh/sshd_config ||
+  sed -i "s/^\(ListenAddress .*\):[0-9]*\$/\1:$port/" /etc/ssh/sshd_config
+# This shell becomes the listening sshd (same pid through SIGHUP re-execs): switch-to-configuration signals it.
+echo $$ > /run/zeta-lab/sshd.pid
 exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
 """.replace("%(size)s", TMPFS_SIZE).replace("%(trees)s", " ".join(OVERLAID))

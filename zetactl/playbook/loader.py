@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
 from zetactl.errors import BadInput
+from zetactl.gate import parse_check
 from zetactl.playbook.model import Playbook, StepDecl
 from zetactl.steps import ALIASES, KINDS, Where
 from zetactl.yamlsrc import Located, load_yaml
 
-PLAY_KEYS = {"name", "hosts", "vars", "steps", "handlers"}
+PLAY_KEYS = {"name", "hosts", "vars", "steps", "handlers", "serial", "max_fail", "gate"}
 STEP_KEYS = {"name", "when", "tags", "notify", "loop"}
 HINTS = {"tasks": "steps", "vars_files": "vars", "become": None, "gather_facts": None}
 
@@ -54,7 +56,46 @@ def load_playbook(path: Path) -> Playbook:
     return Playbook(
         path=path, name=str(data.get("name") or path.stem), hosts=hosts.strip(), vars=dict(play_vars),
         steps=tuple(steps), handlers=tuple(handlers), digest=_digest(path, (*steps, *handlers)),
+        serial=_serial(data), max_fail=_amount(data, "max_fail"), gate=_gate(data),
     )
+
+
+def _amount(data: Located, key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not re.fullmatch(r"\d+%?", str(value).strip()):
+        raise data.error(f"'{key}' must be a count or a percentage like '10%', not {value!r}", key)
+    return str(value).strip()
+
+
+def _serial(data: Located) -> tuple[str, ...]:
+    value = data.get("serial")
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise data.error("'serial' must not be empty", "serial")
+    result = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | str) or not re.fullmatch(r"0*[1-9]\d*%?", str(item)):
+            raise data.error(f"'serial' takes counts and percentages like [1, '10%', '50%'], not {item!r}", "serial")
+        result.append(str(item))
+    return tuple(result)
+
+
+def _gate(data: Located) -> tuple[tuple[Any, Where], ...]:
+    raw = data.get("gate")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise data.error("'gate' must be a list of checks (unit, command, http)", "gate")
+    checks = []
+    for entry in raw:
+        where = Where(data.file, entry.line if isinstance(entry, Located) else data.line_of("gate"))
+        parse_check(entry, where)  # shape errors now, with the line; values are rendered per host
+        checks.append((dict(entry) if isinstance(entry, dict) else entry, where))
+    return tuple(checks)
 
 
 def _steps(data: Located, key: str, *, handler: bool) -> list[StepDecl]:

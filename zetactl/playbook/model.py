@@ -38,3 +38,6 @@ class Playbook:
     steps: tuple[StepDecl, ...]
     handlers: tuple[StepDecl, ...]
     digest: str  # sha256 over the playbook and every file it reads: "same inputs" for --resume
+    serial: tuple[str, ...] = ()  # wave sizes ("1", "10%", ...); --serial overrides
+    max_fail: str | None = None  # failure budget; --max-fail overrides
+    gate: tuple[tuple[Any, Where], ...] = ()  # health checks between waves, rendered per host

@@ -20,6 +20,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from zetactl.errors import BadInput
+from zetactl.facts import FACTS_PENDING, FactsPending, NeedsFacts
 from zetactl.inventory import Host, Inventory
 from zetactl.playbook.model import Playbook, StepDecl
 from zetactl.steps import KINDS, Step, Where
@@ -41,11 +42,13 @@ class Renderer:
             keep_trailing_newline=True,
             autoescape=False,
         )
+        self.env.filters.update(nix=to_nix, combine=combine, basename=lambda p: str(p).rstrip("/").rsplit("/", 1)[-1])
         self._compiled: dict[str, jinja2.Template] = {}
         self._groups = {name: inventory.group_hosts(name) for name in inventory.groups}
 
     # -- variables ---------------------------------------------------------------------------
-    def variables(self, host: Host) -> dict[str, Any]:
+    def variables(self, host: Host, facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The host's variables; `facts` is FACTS_PENDING until the host's facts are gathered."""
         layers: list[Mapping[str, Any]] = [self.playbook.vars, host.vars, self.extra_vars]
         merged: dict[str, Any] = {}
         for layer in layers:
@@ -55,6 +58,7 @@ class Renderer:
             group_names=[g for g in host.groups if g not in ("all", "ungrouped")],
             groups=self._groups,
             playbook_dir=str(self.playbook.path.parent),
+            facts=FACTS_PENDING if facts is None else facts,
         )
         # Variables may refer to other variables: resolve a few levels, like Ansible does lazily.
         for _ in range(4):
@@ -66,6 +70,8 @@ class Renderer:
                     merged[key] = self._template(value).render(merged)
                 except jinja2.UndefinedError:
                     continue  # may resolve on a later pass, or fail where it is used
+                except NeedsFacts:
+                    merged[key] = FACTS_PENDING  # a step that uses it waits for the host's facts
                 except jinja2.TemplateError as exc:
                     raise BadInput(f"variable {key!r}: {exc}") from None
         return merged
@@ -88,6 +94,8 @@ class Renderer:
                     result = self.env.compile_expression(whole.group(1), undefined_to_none=False)(**context)
                     if isinstance(result, jinja2.Undefined):
                         str(result)  # raises UndefinedError with the variable's name
+                    if isinstance(result, FactsPending):
+                        raise NeedsFacts
                     return result
                 return self._template(value).render(context)
             except jinja2.UndefinedError as exc:
@@ -154,3 +162,31 @@ def _template_line(tb: TracebackType | None, source: Path) -> int | None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
+
+
+def to_nix(value: Any) -> str:
+    """The `nix` filter: a value as a Nix literal ({{ name | nix }} -> "otto", escaped; lists, sets)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[ " + " ".join(to_nix(v) for v in value) + " ]" if value else "[ ]"
+    if isinstance(value, Mapping):
+        items = " ".join(f"{to_nix(str(k)) if not re.fullmatch(r'[A-Za-z_][A-Za-z0-9_-]*', str(k)) else k} = "
+                         f"{to_nix(v)};" for k, v in value.items())
+        return "{ " + items + " }" if items else "{ }"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
+    return '"' + text.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r") + '"'
+
+
+def combine(*mappings: Mapping[str, Any]) -> dict[str, Any]:
+    """The `combine` filter (as in Ansible): later mappings override earlier ones, shallowly."""
+    merged: dict[str, Any] = {}
+    for mapping in mappings:
+        if not isinstance(mapping, Mapping):
+            raise jinja2.TemplateError(f"combine: expected mappings, got {type(mapping).__name__}")
+        merged.update(mapping)
+    return merged

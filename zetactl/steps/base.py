@@ -13,9 +13,9 @@ from __future__ import annotations
 import base64
 import shlex
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from zetactl.errors import BadInput
 
@@ -77,6 +77,14 @@ class Step(ABC):
     @classmethod
     def precheck(cls, args: Mapping[str, Any], where: Where) -> None:
         """Checks on the rendered options needed before the renderer reads a payload file."""
+        return None
+
+    @classmethod
+    def validate_all(cls, steps: Sequence[tuple[str, Step]]) -> str | None:
+        """Check every rendered step of this kind in the plan at once (host, step); raise BadInput.
+
+        Returns a note when the check could not be made (a tool is missing), else None.
+        """
         return None
 
     def setup(self) -> None:
@@ -192,3 +200,53 @@ def write_file_script(path: str, content: bytes, mode: str | None, owner: str | 
     lines.append(f"mv -f \"$zt\" {q(path)}")
     lines.append("trap - EXIT")
     return "\n".join(lines)
+
+
+# -- action steps: a change that is a conversation with the node, not one script -------------
+
+@dataclass(frozen=True)
+class RemoteResult:
+    rc: int | None  # None: the connection or the remote shell died
+    stdout: str
+    stderr: str
+
+
+class ActionContext(Protocol):
+    """What the engine lends an action step: its host's connection, fresh connections, the journal."""
+
+    host: str
+    run_id: str
+
+    async def run(self, script: str, timeout: float) -> RemoteResult:
+        """Run `script` (on stdin) over the run's connection; raises Unreachable when it is gone."""
+        ...
+
+    async def run_fresh(self, script: str, timeout: float) -> RemoteResult:
+        """Open a NEW connection (host key checked), run `script`, close; raises Unreachable."""
+        ...
+
+    def note(self, event: str, **fields: Any) -> None:
+        """Append a progress event to the run journal (never a secret)."""
+        ...
+
+
+@dataclass
+class ActionResult:
+    ok: bool
+    summary: str
+    status: str = ""  # a host status more precise than failed/changed: rolled-back, failed-units, ...
+    error: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class ActionStep(Step):
+    """A step whose change is carried out by `execute`, a conversation with the node.
+
+    The engine flushes pending changes before it, calls `execute` instead of running
+    `Change.script`, and re-probes the steps after it (it is a barrier).
+    """
+
+    barrier: ClassVar[bool] = True
+
+    @abstractmethod
+    async def execute(self, change: Change, ctx: ActionContext) -> ActionResult: ...

@@ -12,13 +12,9 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from zetactl.errors import ZetaError
+from zetactl.errors import Unreachable as Unreachable
 from zetactl.inventory import Host
 from zetactl.transport.known_hosts import is_pinned
-
-
-class Unreachable(ZetaError):
-    """The host could not be reached or the connection was lost."""
 
 
 class HostKeyRefused(Unreachable):

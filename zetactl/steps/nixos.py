@@ -1,0 +1,436 @@
+"""NixOS step kinds: `nixos_module` (a module file) and `nixos_rebuild` (switch, confirm or roll back).
+
+A switch is the one change that can cut the connection it was made over. So `nixos_rebuild`:
+  1. refuses to start while another switch is in flight on the node;
+  2. starts the switch in a detached unit (`zeta-switch`, via systemd-run), so a dropped connection
+     does not kill it; the same unit then waits `confirm_timeout` seconds for a verdict and, without
+     one, rolls the node back to the generation it had before (it arms its own rollback);
+  3. confirms over a FRESH connection: if zetactl can still log in, the node is reachable, and the
+     verdict is written; otherwise the node rolls itself back and the host is reported `rolled-back`.
+Exit codes of switch-to-configuration become distinct outcomes: 4 `failed-units`, 100
+`reboot-required`, anything else `activation-failed` (rolled back when it changed anything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from zetactl.errors import BadInput, Unreachable
+from zetactl.steps.base import (
+    ActionContext,
+    ActionResult,
+    ActionStep,
+    Change,
+    Decision,
+    NoChange,
+    Observed,
+    Option,
+    Step,
+    q,
+)
+from zetactl.steps.files import GROUP, MODE, OWNER, PATH, File
+
+PROFILE = "/nix/var/nix/profiles/system"
+SWITCH_DIR = "/run/zeta/switch"  # tmpfs: a reboot forgets an unfinished switch, as it should
+RECORD = "/var/lib/zeta/state/nixos-switch"  # the configuration digest and system of the last confirmed switch
+ROLLBACK_RECORD = "/var/lib/zeta/state/nixos-rollback"
+SWITCH_UNIT = "zeta-switch.service"
+FOREIGN_SWITCH_UNIT = "nixos-rebuild-switch-to-configuration.service"
+SWITCH_LOCK = "/run/nixos/switch-to-configuration.lock"
+NIX_ERROR_AT = re.compile(r"at (?P<path>/\S+?):(?P<line>\d+):(?P<col>\d+):")
+
+
+class NixosModule(File):
+    """A NixOS module file (usually under /etc/nixos), rendered from a template or given inline.
+
+    Every rendered module is parsed with `nix-instantiate --parse` on the controller before any host
+    is touched (when that tool is installed), so a syntax error never reaches a node.
+    """
+
+    kind: ClassVar[str] = "nixos_module"
+    payload_option: ClassVar[str | None] = "src"
+    payload_is_template: ClassVar[bool] = True
+    options: ClassVar[dict[str, Option]] = {
+        "dest": PATH, "src": Option((str,), help="template path, relative to the playbook"),
+        "content": Option((str,)), "mode": MODE, "owner": OWNER, "group": GROUP,
+        "state": Option((str,), default="present", choices=("present", "absent")),
+        "validate": Option((bool,), default=True, help="parse with nix-instantiate --parse before deploying"),
+    }
+
+    def setup(self) -> None:
+        dest = self.args.pop("dest")
+        if not str(dest).endswith(".nix"):
+            raise self.where.error(f"nixos_module: dest must be a .nix file, not {dest!r}")
+        self.args["path"] = dest
+        self.args["source"] = self.args.pop("src")
+        self.args["sensitive"] = False
+        if self.args["state"] == "present" and (self.args["content"] is None) == (self.args["source"] is None):
+            raise self.where.error("nixos_module: give exactly one of 'src' or 'content'")
+        super().setup()
+
+    @classmethod
+    def validate_all(cls, steps: Sequence[tuple[str, Step]]) -> str | None:
+        """Parse every distinct rendered module in one nix-instantiate call; None, or why it was skipped."""
+        modules: dict[bytes, tuple[str, NixosModule]] = {}
+        for host, step in steps:
+            if isinstance(step, NixosModule) and step.args["validate"] and step.args["state"] == "present":
+                modules.setdefault(step.data, (host, step))
+        if not modules:
+            return None
+        tool = shutil.which("nix-instantiate")
+        if tool is None:
+            return "nix-instantiate is not installed: NixOS modules were not syntax-checked"
+        with tempfile.TemporaryDirectory(prefix="zetactl-nix-") as tmp:
+            paths: dict[str, tuple[str, NixosModule]] = {}
+            for index, (data, (host, step)) in enumerate(modules.items()):
+                path = Path(tmp) / f"{index}.nix"
+                path.write_bytes(data)
+                paths[str(path)] = (host, step)
+            proc = subprocess.run([tool, "--parse", *paths], capture_output=True, text=True, timeout=120,
+                                  stdin=subprocess.DEVNULL)
+            if proc.returncode == 0:
+                return None
+            match = NIX_ERROR_AT.search(proc.stderr)
+            message = proc.stderr.strip().splitlines()[0] if proc.stderr.strip() else f"exit {proc.returncode}"
+            if match is None or match["path"] not in paths:
+                raise BadInput(f"nixos_module: nix-instantiate --parse failed: {message}")
+            host, step = paths[match["path"]]
+            line = int(match["line"])
+            lines = step.data.decode(errors="replace").splitlines()
+            text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+            origin = f"rendered from {step.args['source']}" if step.args["source"] else "inline content"
+            raise step.where.error(
+                f"nixos_module {step.path} ({origin}, host {host}) is not valid Nix: line {line}, column "
+                f"{match['col']}: {message.removeprefix('error: ')}" + (f"\n    {line}| {text}" if text else ""))
+
+
+def config_digest_command(config_dir: str) -> str:
+    """sh printing the sha256 over every file of the configuration (names and contents)."""
+    return (f"cd {q(config_dir)} 2>/dev/null && find . -type f ! -name '.*' | LC_ALL=C sort | "
+            "xargs -r sha256sum | sha256sum | cut -d' ' -f1")
+
+
+class NixosRebuild(ActionStep):
+    kind: ClassVar[str] = "nixos_rebuild"
+    options: ClassVar[dict[str, Option]] = {
+        "action": Option((str,), default="switch", choices=("switch", "test", "boot")),
+        "confirm_timeout": Option((int, float), default=60,
+                                  help="seconds for zetactl to confirm over a fresh connection before the "
+                                       "node rolls itself back"),
+        "switch_timeout": Option((int, float), default=900, help="seconds the build and activation may take"),
+        "rollback_on_failed_units": Option((bool,), default=False,
+                                           help="also roll back when units fail after the switch"),
+        "config_dir": Option((str,), default="/etc/nixos"),
+    }
+
+    def setup(self) -> None:
+        for key in ("confirm_timeout", "switch_timeout"):
+            if not 5 <= float(self.args[key]) <= 86400:
+                raise self.where.error(f"nixos_rebuild: {key} must be between 5 and 86400 seconds")
+        if not str(self.args["config_dir"]).startswith("/"):
+            raise self.where.error("nixos_rebuild: config_dir must be an absolute path")
+
+    def target(self) -> str:
+        return f"{self.args['action']} {self.args['config_dir']}"
+
+    def touches(self) -> tuple[str, ...]:
+        return ("/",)
+
+    def probe_script(self) -> str:
+        return "\n".join([
+            f"echo \"digest $({config_digest_command(self.args['config_dir'])})\"",
+            f"[ -f {RECORD} ] && sed 's/^/recorded_/' {RECORD}",
+            "echo \"current $(readlink -f /run/current-system 2>/dev/null)\"",
+            f"echo \"profile $(readlink -f {PROFILE} 2>/dev/null)\"",
+            f"zg=$(readlink {PROFILE} 2>/dev/null); zg=${{zg#system-}}; echo \"generation ${{zg%-link}}\"",
+            f"systemctl is-active --quiet {SWITCH_UNIT} {FOREIGN_SWITCH_UNIT} 2>/dev/null && echo 'inflight yes'",
+            ":",
+        ])
+
+    def decide(self, observed: Observed) -> Decision:
+        digest = observed.get("digest", "")
+        if not digest or digest == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855":
+            return Change(f"no configuration in {self.args['config_dir']}",
+                          f"echo 'no configuration files in {self.args['config_dir']}' >&2; exit 1")
+        generation = observed.get("generation", "?")
+        same = observed.get("recorded_digest") == digest
+        if self.args["action"] == "boot":
+            if same and observed.get("recorded_profile") == observed.get("profile"):
+                return NoChange(f"generation {generation} (next boot) has this configuration ({digest[:12]})")
+        elif same and observed.get("recorded_system") == observed.get("current"):
+            return NoChange(f"generation {generation} runs this configuration ({digest[:12]})")
+        why = "configuration changed" if observed.get("recorded_digest") else "not switched by zetactl yet"
+        return Change(f"nixos-rebuild {self.args['action']} ({why}; now generation {generation})", "")
+
+    def verify(self, observed: Observed, apply_output: str) -> str | None:
+        return None  # execute() confirms over a fresh connection; nothing to re-read here
+
+    # -- the switch conversation -------------------------------------------------------------
+    async def execute(self, change: Change, ctx: ActionContext) -> ActionResult:
+        state = f"{SWITCH_DIR}/{ctx.run_id}"
+        timings: dict[str, float] = {}
+        started = time.monotonic()
+        begin = await ctx.run(self._start_script(state), timeout=60)
+        fields = parse_fields(begin.stdout)
+        if "inflight" in fields:
+            return ActionResult(False, "refused", "failed",
+                                f"another switch is in flight on this node ({fields['inflight']}): not starting "
+                                "a second one; wait for it, or see `journalctl -u zeta-switch`", timings)
+        if "started" not in fields:
+            return ActionResult(False, "could not start the switch", "activation-failed",
+                                f"starting the switch unit failed (exit {begin.rc}): "
+                                f"{tail(begin.stderr or begin.stdout)}", timings)
+        ctx.note("switch-started", unit=SWITCH_UNIT, previous=fields.get("previous_generation", ""))
+        result, lost = await self._wait_result(ctx, state)
+        timings["switch"] = time.monotonic() - started
+        if not lost and (not result or result.get("died")):
+            try:
+                journal = (await ctx.run(f"journalctl -u {SWITCH_UNIT} -n 12 -o cat --no-pager; :", timeout=20)).stdout
+            except Unreachable:
+                journal = ""
+            why = "ended without a result" if result else f"gave no result within {self.args['switch_timeout']:g}s"
+            return ActionResult(False, "switch job failed", "activation-failed",
+                                f"the switch unit {SWITCH_UNIT} {why}: {tail(journal)}", timings)
+        marked = time.monotonic()
+        verdict, confirmed_result, last_error = await self._confirm(ctx, state, bool(result))
+        timings["confirm"] = time.monotonic() - marked
+        result = confirmed_result or result
+        previous = fields.get("previous_generation", "?")
+        if verdict is None:
+            # No fresh connection got through in time: the node rolls itself back. Look for it.
+            marked = time.monotonic()
+            rolled = await self._wait_rollback(ctx, state)
+            timings["rollback"] = time.monotonic() - marked
+            seen = (f"the node is back on generation {rolled.get('generation', previous)}" if rolled
+                    else "the rollback was not observed (node still unreachable)")
+            why = "connection lost during the switch" if lost else "no fresh connection"
+            return ActionResult(False, "rolled back", "rolled-back",
+                                f"no confirmation within {self.args['confirm_timeout']:g}s ({why}: {last_error}); "
+                                f"{seen}", timings)
+        rc = int(result.get("rc", "1")) if result else 1
+        generation = result.get("generation", "?") if result else "?"
+        if verdict == "timeout":
+            return ActionResult(False, "rolled back", "rolled-back",
+                                f"the node rolled back to generation {previous} before the confirmation arrived "
+                                f"(confirm_timeout {self.args['confirm_timeout']:g}s)", timings)
+        if verdict == "rollback":
+            marked = time.monotonic()
+            rolled = await self._wait_rollback(ctx, state)
+            timings["rollback"] = time.monotonic() - marked
+            back = f"rolled back to generation {rolled.get('generation', previous)}" if rolled else "rollback requested"
+            status = "failed-units" if rc == 4 else "activation-failed"
+            return ActionResult(False, back, status, f"{describe_rc(rc)}; {back}{log_tail(result)}", timings)
+        # confirmed
+        if rc == 0:
+            return ActionResult(True, f"switched to generation {generation} (confirmed over a fresh connection)",
+                                timings=timings)
+        if rc == 100:
+            return ActionResult(True, f"generation {generation} installed; takes effect after a reboot",
+                                "reboot-required", describe_rc(rc), timings)
+        if rc == 4:
+            return ActionResult(False, f"switched to generation {generation}, units failed", "failed-units",
+                                f"{describe_rc(rc)}{log_tail(result)}", timings)
+        return ActionResult(False, "switch failed, nothing changed", "activation-failed",
+                            f"{describe_rc(rc)}{log_tail(result)}", timings)
+
+    def _start_script(self, state: str) -> str:
+        action = self.args["action"]
+        confirm = 0 if action == "boot" else int(float(self.args["confirm_timeout"]))
+        job = JOB_SCRIPT.format(state=q(state), action=action, confirm=confirm,
+                                switch_timeout=int(float(self.args["switch_timeout"])),
+                                digest=config_digest_command(self.args["config_dir"]),
+                                reactivate="switch" if action == "switch" else "test")
+        return f"""set -u
+S={q(state)}
+if systemctl is-active --quiet {SWITCH_UNIT} {FOREIGN_SWITCH_UNIT} 2>/dev/null; then
+  for u in {SWITCH_UNIT} {FOREIGN_SWITCH_UNIT}; do
+    systemctl is-active --quiet "$u" && echo "inflight unit $u is $(systemctl show -p ActiveState --value "$u")"
+  done; exit 0
+fi
+mkdir -p /run/nixos /var/lib/zeta/state
+if ! flock -n {SWITCH_LOCK} true 2>/dev/null; then echo "inflight {SWITCH_LOCK} is held"; exit 0; fi
+find {SWITCH_DIR} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} + 2>/dev/null  # earlier, finished switches
+mkdir -p "$S" || exit 1
+prevgen=$(readlink {PROFILE}) || {{ echo "no system profile at {PROFILE}" >&2; exit 1; }}
+printf '%s\\n' "$(readlink -f {PROFILE})" > "$S/previous"
+printf '%s\\n' "$prevgen" > "$S/previous-link"
+cat > "$S/job.sh" <<'ZETA_JOB'
+{job}
+ZETA_JOB
+systemctl reset-failed {SWITCH_UNIT} 2>/dev/null
+systemd-run --unit={SWITCH_UNIT} --collect --no-ask-password --quiet --service-type=exec /bin/sh "$S/job.sh" || exit 1
+g=${{prevgen#system-}}; echo "previous_generation ${{g%-link}}"
+echo "started yes"
+"""
+
+    async def _wait_result(self, ctx: ActionContext, state: str) -> tuple[dict[str, str], bool]:
+        """Poll the switch's result over the run's connection; ({} , True) when the connection drops."""
+        deadline = time.monotonic() + float(self.args["switch_timeout"]) + 30
+        delay = 0.2
+        while time.monotonic() < deadline:
+            try:
+                polled = await ctx.run(f"cat {q(state)}/result 2>/dev/null || echo \"unit $(systemctl is-active "
+                                       f"{SWITCH_UNIT})\"; :", timeout=20)
+            except Unreachable:
+                return {}, True
+            if polled.rc is None:
+                return {}, True
+            fields = parse_fields(polled.stdout)
+            if "rc" in fields:
+                return fields, False
+            if fields.get("unit") not in ("active", "activating", "reloading", None):
+                # the job ended without a result: nothing to confirm; the caller reports its journal
+                return {"rc": "1", "died": "yes"}, False
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+        return {}, False
+
+    async def _confirm(self, ctx: ActionContext, state: str, have_result: bool
+                       ) -> tuple[str | None, dict[str, str], str]:
+        """Write the verdict over a fresh connection: (verdict or None when no connection got through)."""
+        window = float(self.args["confirm_timeout"])
+        deadline = time.monotonic() + max(1.0, window - 2)
+        hard_deadline = time.monotonic() + float(self.args["switch_timeout"]) + window
+        script = CONFIRM_SCRIPT.format(state=q(state), record=RECORD, run_id=q(ctx.run_id),
+                                       rb4=1 if self.args["rollback_on_failed_units"] else 0)
+        last_error = "not tried"
+        while time.monotonic() < min(deadline, hard_deadline):
+            try:
+                answer = await ctx.run_fresh(script, timeout=max(1.0, min(15.0, deadline - time.monotonic())))
+            except Unreachable as exc:
+                last_error = str(exc)
+                await asyncio.sleep(1)
+                continue
+            fields = parse_fields(answer.stdout)
+            if fields.get("state") == "pending":  # still building or activating: the node's clock has not started
+                deadline = time.monotonic() + window
+                await asyncio.sleep(1)
+                continue
+            if "verdict" in fields:
+                return fields["verdict"], fields, ""
+            last_error = f"confirm script gave no verdict (exit {answer.rc}): {tail(answer.stderr)}"
+            await asyncio.sleep(1)
+        return None, {}, last_error
+
+    async def _wait_rollback(self, ctx: ActionContext, state: str) -> dict[str, str]:
+        """After a missed confirmation, the node rolls back by itself: try to see it (bounded)."""
+        deadline = time.monotonic() + float(self.args["confirm_timeout"]) + 60
+        while time.monotonic() < deadline:
+            try:
+                answer = await ctx.run_fresh(f"cat {q(state)}/rolled-back 2>/dev/null; :", timeout=10)
+                fields = parse_fields(answer.stdout)
+                if "verdict" in fields:
+                    ctx.note("rollback-observed", generation=fields.get("generation", ""))
+                    return fields
+            except Unreachable:
+                pass
+            await asyncio.sleep(1)
+        return {}
+
+
+# Runs on the node, detached, as the zeta-switch unit: switch, publish the result, wait for the
+# verdict, roll back without one. `{confirm}` 0 (boot): nothing to guard, the running system is unchanged.
+JOB_SCRIPT = r"""# zetactl switch job (unit zeta-switch): switch, then confirm-or-rollback
+S={state}
+P=/nix/var/nix/profiles/system
+prev=$(cat "$S/previous"); prevgen=$(cat "$S/previous-link")
+cd /
+digest=$({digest})
+timeout {switch_timeout} nixos-rebuild {action} > "$S/log" 2>&1
+rc=$?
+g=$(readlink "$P"); g=${{g#system-}}; g=${{g%-link}}
+printf 'rc %s\nnew %s\ncurrent %s\ngeneration %s\ndigest %s\nfinished %s\n' "$rc" "$(readlink -f "$P")" \
+  "$(readlink -f /run/current-system)" "$g" "$digest" "$(date +%s)" > "$S/result.tmp"
+mv -f "$S/result.tmp" "$S/result"
+if [ {confirm} -eq 0 ]; then
+  mkdir "$S/decided" 2>/dev/null && echo confirmed > "$S/by.tmp" && mv -f "$S/by.tmp" "$S/decided/by"
+  exit 0
+fi
+i=0
+while [ "$i" -lt {confirm} ] && [ ! -d "$S/decided" ]; do sleep 1; i=$((i + 1)); done
+if mkdir "$S/decided" 2>/dev/null; then echo timeout > "$S/by.tmp"; mv -f "$S/by.tmp" "$S/decided/by"; fi
+i=0; while [ ! -f "$S/decided/by" ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+verdict=$(cat "$S/decided/by" 2>/dev/null)
+[ "$verdict" = confirmed ] && exit 0
+{{
+  echo "zetactl: verdict '$verdict': rolling back to $prevgen ($prev)"
+  pg=${{prevgen#system-}}; pg=${{pg%-link}}
+  [ "$(readlink "$P")" = "$prevgen" ] || nix-env -p "$P" --switch-generation "$pg"
+  "$prev/bin/switch-to-configuration" {reactivate}
+  echo "switch-to-configuration exit $?"
+}} > "$S/rollback.log" 2>&1
+printf 'verdict %s\ngeneration %s\nsystem %s\nfrom %s\nat %s\n' "$verdict" "$pg" "$(readlink -f /run/current-system)" \
+  "$(sed -n 's/^new //p' "$S/result")" "$(date +%s)" > "$S/rolled-back.tmp"
+R=/var/lib/zeta/state/nixos-rollback
+cp "$S/rolled-back.tmp" "$R.tmp" && mv -f "$R.tmp" "$R"
+mv -f "$S/rolled-back.tmp" "$S/rolled-back"
+"""
+
+# Runs over a fresh connection: proves the node reachable, and writes the verdict (once: mkdir is atomic).
+CONFIRM_SCRIPT = r"""S={state}
+[ -f "$S/result" ] || {{ echo "state pending"; exit 0; }}
+rc=$(sed -n 's/^rc //p' "$S/result"); new=$(sed -n 's/^new //p' "$S/result")
+cur=$(sed -n 's/^current //p' "$S/result"); prev=$(cat "$S/previous")
+want=confirmed
+case "$rc" in
+  0|100) ;;
+  4) [ {rb4} -eq 1 ] && want=rollback ;;
+  *) if [ "$new" != "$prev" ] || [ "$cur" != "$prev" ]; then want=rollback; fi ;;
+esac
+if mkdir "$S/decided" 2>/dev/null; then echo "$want" > "$S/by.tmp"; mv -f "$S/by.tmp" "$S/decided/by"; fi
+i=0; while [ ! -f "$S/decided/by" ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+verdict=$(cat "$S/decided/by" 2>/dev/null)
+echo "verdict $verdict"
+cat "$S/result"
+echo "log_tail $(tail -n 12 "$S/log" 2>/dev/null | base64 -w0)"
+echo "failed_units $(sed -n 's/^warning: the following units failed: //p' "$S/log" | tail -n 1)"
+if [ "$verdict" = confirmed ] && {{ [ "$rc" = 0 ] || [ "$rc" = 4 ]; }}; then
+  d=$(sed -n 's/^digest //p' "$S/result")
+  printf 'digest %s\nsystem %s\nprofile %s\nrun %s\n' "$d" "$(readlink -f /run/current-system)" "$new" {run_id} \
+    > {record}.tmp
+  mv -f {record}.tmp {record}
+fi
+"""
+
+
+def parse_fields(text: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key and key not in fields:
+            fields[key] = value.strip()
+    return fields
+
+
+def describe_rc(rc: int) -> str:
+    return {
+        1: "switch failed (exit 1: build, usage or pre-switch check failure)",
+        2: "activation script failed (exit 2)",
+        4: "units failed after the switch (exit 4)",
+        100: "reboot required: the new configuration has an incompatible init (exit 100)",
+        124: "switch timed out (switch_timeout)",
+    }.get(rc, f"switch failed (exit {rc})")
+
+
+def log_tail(result: dict[str, str]) -> str:
+    """The failed units, else the last lines of the switch's output (for the report)."""
+    if result.get("failed_units"):
+        return f": {result['failed_units']}"
+    try:
+        text = base64.b64decode(result.get("log_tail", "")).decode(errors="replace").strip()
+    except ValueError:
+        text = ""
+    return ("\n" + "\n".join(f"    {line}" for line in text.splitlines()[-6:])) if text else ""
+
+
+def tail(text: str, lines: int = 5) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:])
