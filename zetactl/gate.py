@@ -53,6 +53,8 @@ def parse_check(raw: Any, where: Where) -> GateCheck:
     expect = raw.get("expect")
     if expect is not None and (kind != "http" or isinstance(expect, bool) or not isinstance(expect, int)):
         raise where.error("gate: expect is an HTTP status code, only for http checks")
+    if "{" in target:  # rendered per host later; its value is checked then
+        return GateCheck(kind, target.strip(), float(timeout), expect)
     if kind == "http":
         url = urlsplit(target)
         if url.scheme != "http" or not url.hostname:

@@ -204,7 +204,8 @@ class HostRun:
                 if deferred and observed is not None:
                     await self._resolve(conn, observed)
             try:
-                if await self._process(conn, self.steps, observed, main=True):
+                if await self._process(conn, self.steps, observed, main=True) and \
+                        not any(r.state == State.FAILED for r in self.records.values()):
                     await self._run_handlers(conn)
                 self._finish_status()
                 if self.plan.gate and not self.settings.check and not conn.is_closed():
@@ -234,6 +235,8 @@ class HostRun:
                     record.error = str(exc)
                     self.move(record, State.FAILED, record.error)
                     resolved = PlannedStep(planned.decl, None, "failed to render")
+                    if not planned.decl.handler:  # like a failed apply: what follows does not run
+                        self._block([k for k, _ in self.steps if k > key])
                 items[position] = (key, resolved)
                 self.all_steps[[k for k, _ in self.all_steps].index(key)] = (key, resolved)
                 record = self.records[key]
@@ -281,7 +284,8 @@ class HostRun:
             self.outcome.status = "ok"
 
     def _todo(self, items: Sequence[tuple[int, PlannedStep]]) -> list[tuple[int, Step]]:
-        return [(k, p.step) for k, p in items if p.step is not None and k not in self.resume.done]
+        return [(k, p.step) for k, p in items if p.step is not None and k not in self.resume.done
+                and self.records[k].state == State.PENDING]
 
     async def _process(self, conn: asyncssh.SSHClientConnection, items: Sequence[tuple[int, PlannedStep]],
                        observed: dict[int, dict[str, str]] | None = None, *, main: bool = False) -> bool:
@@ -297,6 +301,7 @@ class HostRun:
             observed = await self._probe(conn, todo)
         batch: list[tuple[int, Step, Change]] = []
         dirty: list[str] = []
+        check_dirty: list[str] = []  # --check: paths earlier steps would change
         barrier = False
         for position, (key, step) in enumerate(todo):
             record = self.records[key]
@@ -309,6 +314,11 @@ class HostRun:
                 observed.update(fresh)
             self.move(record, State.PROBED)
             decision = step.decide(observed.get(key, {}))
+            if self.settings.check and isinstance(step, ActionStep) and isinstance(decision, NoChange):
+                # its probe saw the node before the changes this check run only reports
+                upstream = [d for d in check_dirty for r in step.reads() if overlaps(r, d)]
+                if upstream:
+                    decision = Change(f"{step.kind} {step.target()}: would run, {upstream[0]} would change first", "")
             if isinstance(decision, NoChange):
                 record.summary = decision.reason
                 self.move(record, State.SATISFIED, decision.reason)
@@ -318,6 +328,7 @@ class HostRun:
             record.diff = decision.diff
             self.move(record, State.DRIFTED, decision.summary)
             if self.settings.check:
+                check_dirty.extend(step.touches())
                 record.changed = True
                 self._notify(key)
                 self.move(record, State.DONE, "check mode: not changed")

@@ -25,7 +25,7 @@ from zetactl.inventory import Host, Inventory
 from zetactl.playbook.model import Playbook, StepDecl
 from zetactl.steps import KINDS, Step, Where
 
-WHOLE_EXPRESSION = re.compile(r"^\s*\{\{((?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
+WHOLE_EXPRESSION = re.compile(r"^\{\{((?:(?!\{\{|\}\}).)*)\}\}\Z", re.S)  # "{{ x }}" exactly: x keeps its type
 
 
 class Renderer:
@@ -164,20 +164,32 @@ def _template_line(tb: TracebackType | None, source: Path) -> int | None:
     return line
 
 
+NIX_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*")
+NIX_KEYWORDS = frozenset({"assert", "else", "if", "in", "inherit", "let", "rec", "then", "with"})
+
+
 def to_nix(value: Any) -> str:
     """The `nix` filter: a value as a Nix literal ({{ name | nix }} -> "otto", escaped; lists, sets)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
-    if isinstance(value, int | float):
-        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise jinja2.TemplateError(f"nix: {value} has no Nix literal")
+        mantissa, e, exponent = repr(value).partition("e")
+        return (mantissa if "." in mantissa else mantissa + ".0") + (e + exponent if e else "")
     if isinstance(value, list | tuple):
-        return "[ " + " ".join(to_nix(v) for v in value) + " ]" if value else "[ ]"
+        # a negative number in a list needs parentheses: [ -2 ] is a syntax error, [ (-2) ] is not
+        items = [f"({to_nix(v)})" if isinstance(v, int | float) and not isinstance(v, bool) and v < 0
+                 else to_nix(v) for v in value]
+        return "[ " + " ".join(items) + " ]" if items else "[ ]"
     if isinstance(value, Mapping):
-        items = " ".join(f"{to_nix(str(k)) if not re.fullmatch(r'[A-Za-z_][A-Za-z0-9_-]*', str(k)) else k} = "
+        pairs = " ".join(f"{k if NIX_NAME.fullmatch(str(k)) and str(k) not in NIX_KEYWORDS else to_nix(str(k))} = "
                          f"{to_nix(v)};" for k, v in value.items())
-        return "{ " + items + " }" if items else "{ }"
+        return "{ " + pairs + " }" if pairs else "{ }"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
     return '"' + text.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r") + '"'
 

@@ -99,6 +99,10 @@ class Step(ABC):
         """Remote paths the apply changes: a later step probing an overlapping path is re-probed."""
         return (self.target(),)
 
+    def reads(self) -> tuple[str, ...]:
+        """Remote paths the step's decision depends on (--check: an earlier would-change there matters)."""
+        return self.touches()
+
     @abstractmethod
     def probe_script(self) -> str: ...
 

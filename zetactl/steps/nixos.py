@@ -145,6 +145,9 @@ class NixosRebuild(ActionStep):
     def touches(self) -> tuple[str, ...]:
         return ("/",)
 
+    def reads(self) -> tuple[str, ...]:
+        return (str(self.args["config_dir"]),)
+
     def probe_script(self) -> str:
         return "\n".join([
             f"echo \"digest $({config_digest_command(self.args['config_dir'])})\"",
