@@ -276,26 +276,22 @@ echo "started yes"
 """
 
     async def _wait_result(self, ctx: ActionContext, state: str) -> tuple[dict[str, str], bool]:
-        """Poll the switch's result over the run's connection; ({} , True) when the connection drops."""
-        deadline = time.monotonic() + float(self.args["switch_timeout"]) + 30
-        delay = 0.2
-        while time.monotonic() < deadline:
-            try:
-                polled = await ctx.run(f"cat {q(state)}/result 2>/dev/null || echo \"unit $(systemctl is-active "
-                                       f"{SWITCH_UNIT})\"; :", timeout=20)
-            except Unreachable:
-                return {}, True
-            if polled.rc is None:
-                return {}, True
-            fields = parse_fields(polled.stdout)
-            if "rc" in fields:
-                return fields, False
-            if fields.get("unit") not in ("active", "activating", "reloading", None):
-                # the job ended without a result: nothing to confirm; the caller reports its journal
-                return {"rc": "1", "died": "yes"}, False
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
-        return {}, False
+        """Wait on the node (one channel) for the switch's result; ({}, True) when the connection drops.
+
+        The job itself stops nixos-rebuild at switch_timeout, so a result always comes unless the
+        job dies (then the unit is gone: {"died": "yes"}) or the connection does.
+        """
+        try:
+            waited = await ctx.run(WAIT_SCRIPT.format(state=q(state), unit=SWITCH_UNIT),
+                                   timeout=float(self.args["switch_timeout"]) + 30)
+        except Unreachable:
+            return {}, True
+        if waited.rc is None:
+            return {}, True
+        fields = parse_fields(waited.stdout)
+        if "rc" in fields:
+            return fields, False
+        return {"rc": "1", "died": "yes"}, False
 
     async def _confirm(self, ctx: ActionContext, state: str, have_result: bool
                        ) -> tuple[str | None, dict[str, str], str]:
@@ -376,6 +372,18 @@ printf 'verdict %s\ngeneration %s\nsystem %s\nfrom %s\nat %s\n' "$verdict" "$pg"
 R=/var/lib/zeta/state/nixos-rollback
 cp "$S/rolled-back.tmp" "$R.tmp" && mv -f "$R.tmp" "$R"
 mv -f "$S/rolled-back.tmp" "$S/rolled-back"
+"""
+
+# Waits on the node for the job's result; checks every second that the job is still there.
+WAIT_SCRIPT = r"""S={state}; n=0
+while [ ! -f "$S/result" ]; do
+  n=$((n + 1))
+  if [ $((n % 10)) -eq 0 ] && ! systemctl is-active --quiet {unit}; then
+    sleep 0.2; [ -f "$S/result" ] || {{ echo "unit $(systemctl is-active {unit})"; exit 0; }}
+  fi
+  sleep 0.1
+done
+cat "$S/result"
 """
 
 # Runs over a fresh connection: proves the node reachable, and writes the verdict (once: mkdir is atomic).
