@@ -47,7 +47,7 @@ gate:
 steps:
   - name: the module that changes
     nixos_module:
-      dest: /etc/nixos/zz-bench.nix
+      dest: /etc/nixos/zeta/zz-bench.nix
       content: |
         { config, ... }: {
           environment.etc."zeta-bench".text = "revision {{ revision }} on {{ inventory_hostname }}";

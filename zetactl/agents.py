@@ -1,8 +1,8 @@
 """`zetactl agents status`: which agent personas run on which node, and the control-plane floor.
 
-Agents are the `zeta-<persona>.service` units on a node (hub services `zeta-hub-*` and zetactl's
-own `zeta-switch` are not agents). Every control-plane node must keep at least FLOOR of them
-active, so the agents can repair the cluster when k8s is down.
+Agents are the `zeta-<persona>.service` units on a node (hub services `zeta-hub-*`, tenant apps
+`zeta-tenant-*` and zetactl's own `zeta-switch` are not agents). Every control-plane node must
+keep at least FLOOR of them active, so the agents can repair the cluster when k8s is down.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from zetactl.inventory import Host
 from zetactl.transport import ConnectOptions
 
 FLOOR = 3
-NOT_AGENTS = ("zeta-hub-", "zeta-switch")
 
 # Read-only: list the unit files, then one `systemctl show` for all of them.
 STATUS_SCRIPT = r"""set -u
@@ -23,7 +22,7 @@ units=""
 for f in /etc/systemd/system/zeta-*.service; do
   [ -e "$f" ] || [ -L "$f" ] || continue
   u=${f##*/}
-  case "$u" in zeta-hub-*|zeta-switch*) continue ;; esac
+  case "$u" in zeta-hub-*|zeta-tenant-*|zeta-switch*) continue ;; esac
   units="$units $u"
 done
 [ -n "$units" ] || exit 0

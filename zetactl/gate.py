@@ -57,6 +57,8 @@ def parse_check(raw: Any, where: Where) -> GateCheck:
         return GateCheck(kind, target.strip(), float(timeout), expect)
     if kind == "http":
         url = urlsplit(target)
+        if url.username is not None or url.password is not None:
+            raise where.error("gate: an http check takes no credentials in its URL (they would be logged)")
         if url.scheme != "http" or not url.hostname:
             raise where.error(f"gate: http checks take an http:// URL, not {target!r} "
                               "(for https use `command: curl -fsS https://...`)")

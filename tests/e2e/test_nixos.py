@@ -54,7 +54,7 @@ def run_on(cli: Cli, lab: Lab, node: str, command: str) -> str:
 CLEANUP = """\
 hosts: all
 steps:
-  - nixos_module: {{dest: /etc/nixos/{name}.nix, state: absent}}
+  - nixos_module: {{dest: /etc/nixos/zeta/{name}.nix, state: absent}}
   - nixos_rebuild: {{confirm_timeout: 20}}
 """
 
@@ -83,7 +83,7 @@ def test_role_playbooks_switch_once_then_settle(nixlab: Lab, cli: Cli) -> None:
     after = {n.name: generation(nixlab, n.name) for n in nixlab.nodes()}
     assert all(after[name] == before[name] + 1 for name in after), (before, after)
     node = nixlab.node("lab-001")
-    assert 'role = "server"' in node.path("/etc/nixos/k3s.nix").read_text()
+    assert 'role = "server"' in node.path("/etc/nixos/zeta/k3s.nix").read_text()
     assert os.readlink(node.path("/run/current-system")) == \
         os.readlink(node.path(f"/nix/var/nix/profiles/system-{after['lab-001']}-link"))
     assert run_on(cli, nixlab, "lab-004", "systemctl is-active zeta-hub-embedder zeta-hub-voice").split() == \
@@ -117,7 +117,7 @@ serial: 1
 steps:
   - name: probe module
     nixos_module:
-      dest: /etc/nixos/zz-net.nix
+      dest: /etc/nixos/zeta/zz-net.nix
       content: |
         {{% if inventory_hostname == 'lab-002' %}}# zeta-lab: break-network{{% endif %}}
         {{ config, ... }}: {{ networking.firewall.enable = true; }}
@@ -158,7 +158,7 @@ gate:
     timeout: 3
 steps:
   - nixos_module:
-      dest: /etc/nixos/zz-unit.nix
+      dest: /etc/nixos/zeta/zz-unit.nix
       content: |
         { config, ... }: {
           systemd.services.zeta-broken = {
@@ -178,7 +178,7 @@ def test_failing_unit_is_reported_and_the_gate_stops_the_next_wave(nixlab: Lab, 
     assert "zeta-broken.service" in first["error"] and "exit 4" in first["error"], first
     assert first["gate"].startswith("unit zeta-broken.service"), first
     assert "the gate failed after wave 1" in document["hosts"]["lab-002"]["error"]
-    assert not nixlab.node("lab-002").path("/etc/nixos/zz-unit.nix").exists()
+    assert not nixlab.node("lab-002").path("/etc/nixos/zeta/zz-unit.nix").exists()
     cleanup(cli, nixlab, tmp_path, "zz-unit")
 
 
@@ -186,7 +186,7 @@ MODULE = """\
 hosts: "{hosts}"
 steps:
   - nixos_module:
-      dest: /etc/nixos/zz-{name}.nix
+      dest: /etc/nixos/zeta/zz-{name}.nix
       content: |
         {{ config, ... }}: {{ environment.etc."zeta-{name}".text = "{{{{ inventory_hostname }}}}"; }}
   - nixos_rebuild: {{confirm_timeout: 20}}
@@ -216,9 +216,9 @@ def test_check_mode_reports_the_switch_and_changes_nothing(nixlab: Lab, cli: Cli
     checked = deploy(cli, nixlab, play, "--check")
     assert checked["hosts"]["lab-004"]["changed"] == 2, checked
     summary = checked["hosts"]["lab-004"]["steps"][1]["summary"]
-    assert "nixos_rebuild switch" in summary and "/etc/nixos/zz-check.nix would change first" in summary, summary
+    assert "nixos_rebuild switch" in summary and "/etc/nixos/zeta/zz-check.nix would change first" in summary, summary
     assert generation(nixlab, "lab-004") == before
-    assert not nixlab.node("lab-004").path("/etc/nixos/zz-check.nix").exists()
+    assert not nixlab.node("lab-004").path("/etc/nixos/zeta/zz-check.nix").exists()
 
 
 FACTS = """\

@@ -146,11 +146,13 @@ class HostRun:
     async def run(self) -> HostOutcome:
         started = time.monotonic()
         self.journal.append({"host": self.host.name, "event": "host-start"})
+        # --timeout bounds the host's ordinary work; a NixOS switch brings its own bounds on top
+        deadline = self.settings.timeout + sum(p.step.extra_time() for _, p in self.all_steps if p.step is not None)
         try:
-            async with asyncio.timeout(self.settings.timeout):
+            async with asyncio.timeout(deadline):
                 await self._run()
         except TimeoutError:
-            self._stop_everything(f"deadline of {self.settings.timeout:g}s exceeded")
+            self._stop_everything(f"deadline of {deadline:g}s exceeded")
             self.outcome.status = "unreachable"
             self.outcome.error = f"host deadline of {self.settings.timeout:g}s exceeded"
         except LockBusy as exc:
@@ -201,14 +203,15 @@ class HostRun:
                     lock, observed = None, (await self._probe(conn, first) if deferred else None)
                 else:
                     lock, observed = await self._lock(conn, first)
-                if deferred and observed is not None:
-                    await self._resolve(conn, observed)
             try:
+                if deferred and observed is not None:
+                    with self._timed("probe"):
+                        await self._resolve(conn, observed)
                 if await self._process(conn, self.steps, observed, main=True) and \
                         not any(r.state == State.FAILED for r in self.records.values()):
                     await self._run_handlers(conn)
                 self._finish_status()
-                if self.plan.gate and not self.settings.check and not conn.is_closed():
+                if self.plan.gate and not self.settings.check:
                     with self._timed("gate"):
                         await self._gate(conn)
             finally:
@@ -228,12 +231,13 @@ class HostRun:
                     continue
                 try:
                     resolved = planned.resolve(facts)
-                    if resolved.step is not None:
-                        validate_steps([(self.host.name, resolved.step)])
+                    if resolved.step is not None:  # e.g. nix-instantiate: off the event loop
+                        await asyncio.to_thread(validate_steps, [(self.host.name, resolved.step)])
                 except BadInput as exc:
                     record = self.records[key]
                     record.error = str(exc)
-                    self.move(record, State.FAILED, record.error)
+                    if record.state == State.PENDING:
+                        self.move(record, State.FAILED, record.error)
                     resolved = PlannedStep(planned.decl, None, "failed to render")
                     if not planned.decl.handler:  # like a failed apply: what follows does not run
                         self._block([k for k, _ in self.steps if k > key])
@@ -249,7 +253,15 @@ class HostRun:
             observed.update(await self._probe(conn, todo))
 
     async def _gate(self, conn: asyncssh.SSHClientConnection) -> None:
-        problem = await run_gate(conn, self.plan.gate)
+        """The wave's health checks on this host; over a fresh connection if a switch cut the run's."""
+        if conn.is_closed():
+            try:
+                async with await connect(self.host, self.settings.connect) as fresh:
+                    problem = await run_gate(fresh, self.plan.gate)
+            except Unreachable as exc:
+                problem = f"no connection for the gate: {exc}"
+        else:
+            problem = await run_gate(conn, self.plan.gate)
         self.outcome.gate = problem or "passed"
         self.journal.append({"host": self.host.name, "event": "gate", "result": self.outcome.gate})
         if problem:

@@ -10,6 +10,7 @@ plus the magic names inventory_hostname, group_names, groups and playbook_dir.
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,7 +43,8 @@ class Renderer:
             keep_trailing_newline=True,
             autoescape=False,
         )
-        self.env.filters.update(nix=to_nix, combine=combine, basename=lambda p: str(p).rstrip("/").rsplit("/", 1)[-1])
+        self.env.filters.update(nix=to_nix, combine=combine, quote=lambda v: shlex.quote(str(v)),
+                                basename=lambda p: str(p).rstrip("/").rsplit("/", 1)[-1])
         self._compiled: dict[str, jinja2.Template] = {}
         self._groups = {name: inventory.group_hosts(name) for name in inventory.groups}
 

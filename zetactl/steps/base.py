@@ -99,6 +99,10 @@ class Step(ABC):
         """Remote paths the apply changes: a later step probing an overlapping path is re-probed."""
         return (self.target(),)
 
+    def extra_time(self) -> float:
+        """Seconds this step may need beyond the host's --timeout (a NixOS switch and its confirmation)."""
+        return 0.0
+
     def reads(self) -> tuple[str, ...]:
         """Remote paths the step's decision depends on (--check: an earlier would-change there matters)."""
         return self.touches()

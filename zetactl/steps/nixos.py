@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -52,8 +53,9 @@ NIX_ERROR_AT = re.compile(r"at (?P<path>/\S+?):(?P<line>\d+):(?P<col>\d+):")
 class NixosModule(File):
     """A NixOS module file (usually under /etc/nixos), rendered from a template or given inline.
 
-    Every rendered module is parsed with `nix-instantiate --parse` on the controller before any host
-    is touched (when that tool is installed), so a syntax error never reaches a node.
+    Every rendered module is parsed with `nix-instantiate --parse` on the controller (when that tool
+    is installed): at plan time, before any host is touched; a module whose rendering reads facts,
+    once its host's facts are in (before anything is written to that host).
     """
 
     kind: ClassVar[str] = "nixos_module"
@@ -115,7 +117,7 @@ class NixosModule(File):
 
 def config_digest_command(config_dir: str) -> str:
     """sh printing the sha256 over every file of the configuration (names and contents)."""
-    return (f"cd {q(config_dir)} 2>/dev/null && find . -type f ! -name '.*' | LC_ALL=C sort | "
+    return (f"cd {q(config_dir)} 2>/dev/null && find -L . -type f ! -name '.*' | LC_ALL=C sort | "
             "xargs -r sha256sum | sha256sum | cut -d' ' -f1")
 
 
@@ -136,8 +138,9 @@ class NixosRebuild(ActionStep):
         for key in ("confirm_timeout", "switch_timeout"):
             if not 5 <= float(self.args[key]) <= 86400:
                 raise self.where.error(f"nixos_rebuild: {key} must be between 5 and 86400 seconds")
-        if not str(self.args["config_dir"]).startswith("/"):
-            raise self.where.error("nixos_rebuild: config_dir must be an absolute path")
+        config_dir = str(self.args["config_dir"])
+        if not config_dir.startswith("/") or any(ord(c) < 32 or c == "\x7f" for c in config_dir):
+            raise self.where.error("nixos_rebuild: config_dir must be an absolute path without control characters")
 
     def target(self) -> str:
         return f"{self.args['action']} {self.args['config_dir']}"
@@ -147,6 +150,10 @@ class NixosRebuild(ActionStep):
 
     def reads(self) -> tuple[str, ...]:
         return (str(self.args["config_dir"]),)
+
+    def extra_time(self) -> float:
+        # build + activation, the confirmation window, then watching the node's own rollback
+        return float(self.args["switch_timeout"]) + 3 * float(self.args["confirm_timeout"]) + 120
 
     def probe_script(self) -> str:
         return "\n".join([
@@ -163,7 +170,7 @@ class NixosRebuild(ActionStep):
         digest = observed.get("digest", "")
         if not digest or digest == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855":
             return Change(f"no configuration in {self.args['config_dir']}",
-                          f"echo 'no configuration files in {self.args['config_dir']}' >&2; exit 1")
+                          f"echo {q('no configuration files in ' + str(self.args['config_dir']))} >&2; exit 1")
         generation = observed.get("generation", "?")
         same = observed.get("recorded_digest") == digest
         if self.args["action"] == "boot":
@@ -187,12 +194,15 @@ class NixosRebuild(ActionStep):
         if "inflight" in fields:
             return ActionResult(False, "refused", "failed",
                                 f"another switch is in flight on this node ({fields['inflight']}): not starting "
-                                "a second one; wait for it, or see `journalctl -u zeta-switch`", timings)
-        if "started" not in fields:
+                                "a second one; wait for it to end (journalctl -u zeta-switch, or the unit named)",
+                                timings)
+        if "started" not in fields and "resumed" not in fields:
             return ActionResult(False, "could not start the switch", "activation-failed",
                                 f"starting the switch unit failed (exit {begin.rc}): "
                                 f"{tail(begin.stderr or begin.stdout)}", timings)
-        ctx.note("switch-started", unit=SWITCH_UNIT, previous=fields.get("previous_generation", ""))
+        ctx.note("switch-resumed" if "resumed" in fields else "switch-started", unit=SWITCH_UNIT,
+                 previous=fields.get("previous_generation", ""))
+        previous = fields.get("previous_generation", "?")
         result, lost = await self._wait_result(ctx, state)
         timings["switch"] = time.monotonic() - started
         if not lost and (not result or result.get("died")):
@@ -204,35 +214,33 @@ class NixosRebuild(ActionStep):
             return ActionResult(False, "switch job failed", "activation-failed",
                                 f"the switch unit {SWITCH_UNIT} {why}: {tail(journal)}", timings)
         marked = time.monotonic()
-        verdict, confirmed_result, last_error = await self._confirm(ctx, state, bool(result))
+        verdict, answer, last_error = await self._confirm(ctx, state)
         timings["confirm"] = time.monotonic() - marked
-        result = confirmed_result or result
-        previous = fields.get("previous_generation", "?")
-        if verdict is None:
-            # No fresh connection got through in time: the node rolls itself back. Look for it.
+        result = {**result, **answer}
+        rolled: dict[str, str] = {}
+        if verdict != "confirmed":
+            # No fresh connection got through, or the node (or we) chose to roll back: see it happen.
             marked = time.monotonic()
             rolled = await self._wait_rollback(ctx, state)
             timings["rollback"] = time.monotonic() - marked
-            seen = (f"the node is back on generation {rolled.get('generation', previous)}" if rolled
-                    else "the rollback was not observed (node still unreachable)")
-            why = "connection lost during the switch" if lost else "no fresh connection"
+            if verdict is None and rolled.get("verdict") == "confirmed":
+                verdict = "confirmed"  # our confirmation got there; only its answer was lost
+                result = {**result, **rolled}
+        if verdict is None or verdict == "timeout":
+            why = ("connection lost during the switch, " if lost else "") + (last_error or "the node decided first")
             return ActionResult(False, "rolled back", "rolled-back",
-                                f"no confirmation within {self.args['confirm_timeout']:g}s ({why}: {last_error}); "
-                                f"{seen}", timings)
-        rc = int(result.get("rc", "1")) if result else 1
-        generation = result.get("generation", "?") if result else "?"
-        if verdict == "timeout":
-            return ActionResult(False, "rolled back", "rolled-back",
-                                f"the node rolled back to generation {previous} before the confirmation arrived "
-                                f"(confirm_timeout {self.args['confirm_timeout']:g}s)", timings)
+                                f"no confirmation within {self.args['confirm_timeout']:g}s ({why}); "
+                                f"{describe_rollback(rolled, previous)}", timings)
+        rc = int(result["rc"]) if result.get("rc", "").lstrip("-").isdigit() else 1
+        generation = result.get("generation", "?")
         if verdict == "rollback":
-            marked = time.monotonic()
-            rolled = await self._wait_rollback(ctx, state)
-            timings["rollback"] = time.monotonic() - marked
-            back = f"rolled back to generation {rolled.get('generation', previous)}" if rolled else "rollback requested"
             status = "failed-units" if rc == 4 else "activation-failed"
-            return ActionResult(False, back, status, f"{describe_rc(rc)}; {back}{log_tail(result)}", timings)
-        # confirmed
+            return ActionResult(False, "rolled back", status,
+                                f"{describe_rc(rc)}; {describe_rollback(rolled, previous)}{log_tail(result)}", timings)
+        if verdict != "confirmed":
+            return ActionResult(False, "unknown verdict", "activation-failed",
+                                f"the node recorded an unknown verdict {verdict!r} for this switch; check "
+                                f"{state} and journalctl -u {SWITCH_UNIT}", timings)
         if rc == 0:
             return ActionResult(True, f"switched to generation {generation} (confirmed over a fresh connection)",
                                 timings=timings)
@@ -251,9 +259,14 @@ class NixosRebuild(ActionStep):
         job = JOB_SCRIPT.format(state=q(state), action=action, confirm=confirm,
                                 switch_timeout=int(float(self.args["switch_timeout"])),
                                 digest=config_digest_command(self.args["config_dir"]),
-                                reactivate="switch" if action == "switch" else "test")
+                                reactivate="switch" if action == "switch" else "test", path=JOB_PATH)
+        end = f"ZETA_JOB_{secrets.token_hex(8)}"  # a value can never close the here-document
         return f"""set -u
 S={q(state)}
+if systemctl is-active --quiet {SWITCH_UNIT} 2>/dev/null && [ -f "$S/job.sh" ]; then
+  g=$(cat "$S/previous-link"); g=${{g#system-}}; echo "previous_generation ${{g%-link}}"
+  echo "resumed yes"; exit 0   # this run's own switch (a resumed run): wait for it again
+fi
 if systemctl is-active --quiet {SWITCH_UNIT} {FOREIGN_SWITCH_UNIT} 2>/dev/null; then
   for u in {SWITCH_UNIT} {FOREIGN_SWITCH_UNIT}; do
     systemctl is-active --quiet "$u" && echo "inflight unit $u is $(systemctl show -p ActiveState --value "$u")"
@@ -266,11 +279,14 @@ mkdir -p "$S" || exit 1
 prevgen=$(readlink {PROFILE}) || {{ echo "no system profile at {PROFILE}" >&2; exit 1; }}
 printf '%s\\n' "$(readlink -f {PROFILE})" > "$S/previous"
 printf '%s\\n' "$prevgen" > "$S/previous-link"
-cat > "$S/job.sh" <<'ZETA_JOB'
+cat > "$S/job.sh" <<'{end}'
 {job}
-ZETA_JOB
+{end}
 systemctl reset-failed {SWITCH_UNIT} 2>/dev/null
-systemd-run --unit={SWITCH_UNIT} --collect --no-ask-password --quiet --service-type=exec /bin/sh "$S/job.sh" || exit 1
+set --
+for v in NIX_PATH LOCALE_ARCHIVE; do eval "[ -n \\"\\${{$v:-}}\\" ]" && set -- "$@" -E "$v"; done
+systemd-run --unit={SWITCH_UNIT} --collect --no-ask-password --quiet --service-type=exec "$@" \\
+  /bin/sh "$S/job.sh" || exit 1
 g=${{prevgen#system-}}; echo "previous_generation ${{g%-link}}"
 echo "started yes"
 """
@@ -293,18 +309,20 @@ echo "started yes"
             return fields, False
         return {"rc": "1", "died": "yes"}, False
 
-    async def _confirm(self, ctx: ActionContext, state: str, have_result: bool
-                       ) -> tuple[str | None, dict[str, str], str]:
-        """Write the verdict over a fresh connection: (verdict or None when no connection got through)."""
+    async def _confirm(self, ctx: ActionContext, state: str) -> tuple[str | None, dict[str, str], str]:
+        """Write the verdict over a fresh connection: (verdict, or None when no connection got through).
+
+        Each attempt gets a full login's time even near the deadline: a late answer is still read.
+        """
         window = float(self.args["confirm_timeout"])
         deadline = time.monotonic() + max(1.0, window - 2)
         hard_deadline = time.monotonic() + float(self.args["switch_timeout"]) + window
         script = CONFIRM_SCRIPT.format(state=q(state), record=RECORD, run_id=q(ctx.run_id),
                                        rb4=1 if self.args["rollback_on_failed_units"] else 0)
-        last_error = "not tried"
+        last_error = ""
         while time.monotonic() < min(deadline, hard_deadline):
             try:
-                answer = await ctx.run_fresh(script, timeout=max(1.0, min(15.0, deadline - time.monotonic())))
+                answer = await ctx.run_fresh(script, timeout=15.0)
             except Unreachable as exc:
                 last_error = str(exc)
                 await asyncio.sleep(1)
@@ -321,14 +339,16 @@ echo "started yes"
         return None, {}, last_error
 
     async def _wait_rollback(self, ctx: ActionContext, state: str) -> dict[str, str]:
-        """After a missed confirmation, the node rolls back by itself: try to see it (bounded)."""
+        """Read how the switch ended once it has (bounded): the rollback record, or a late confirmation."""
         deadline = time.monotonic() + float(self.args["confirm_timeout"]) + 60
+        script = (f"S={q(state)}; v=$(readlink \"$S/verdict\" 2>/dev/null); "
+                  "if [ \"$v\" = confirmed ]; then echo \"verdict confirmed\"; cat \"$S/result\"; "
+                  "else cat \"$S/rolled-back\" 2>/dev/null; fi; :")
         while time.monotonic() < deadline:
             try:
-                answer = await ctx.run_fresh(f"cat {q(state)}/rolled-back 2>/dev/null; :", timeout=10)
-                fields = parse_fields(answer.stdout)
+                fields = parse_fields((await ctx.run_fresh(script, timeout=15.0)).stdout)
                 if "verdict" in fields:
-                    ctx.note("rollback-observed", generation=fields.get("generation", ""))
+                    ctx.note("switch-ended", verdict=fields["verdict"], generation=fields.get("generation", ""))
                     return fields
             except Unreachable:
                 pass
@@ -336,9 +356,16 @@ echo "started yes"
         return {}
 
 
+# The job's PATH: a unit started by systemd-run on NixOS gets only systemd's own bin directory.
+JOB_PATH = ("/run/wrappers/bin:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin:"
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+
 # Runs on the node, detached, as the zeta-switch unit: switch, publish the result, wait for the
 # verdict, roll back without one. `{confirm}` 0 (boot): nothing to guard, the running system is unchanged.
+# The verdict is a symlink `verdict -> confirmed|rollback|timeout`: `ln -s` is atomic and carries
+# its value, so the node's timer and the controller can never both decide, and nobody reads half of it.
 JOB_SCRIPT = r"""# zetactl switch job (unit zeta-switch): switch, then confirm-or-rollback
+export PATH={path}
 S={state}
 P=/nix/var/nix/profiles/system
 prev=$(cat "$S/previous"); prevgen=$(cat "$S/previous-link")
@@ -350,25 +377,21 @@ g=$(readlink "$P"); g=${{g#system-}}; g=${{g%-link}}
 printf 'rc %s\nnew %s\ncurrent %s\ngeneration %s\ndigest %s\nfinished %s\n' "$rc" "$(readlink -f "$P")" \
   "$(readlink -f /run/current-system)" "$g" "$digest" "$(date +%s)" > "$S/result.tmp"
 mv -f "$S/result.tmp" "$S/result"
-if [ {confirm} -eq 0 ]; then
-  mkdir "$S/decided" 2>/dev/null && echo confirmed > "$S/by.tmp" && mv -f "$S/by.tmp" "$S/decided/by"
-  exit 0
-fi
+if [ {confirm} -eq 0 ]; then ln -s confirmed "$S/verdict" 2>/dev/null; exit 0; fi
 i=0
-while [ "$i" -lt {confirm} ] && [ ! -d "$S/decided" ]; do sleep 1; i=$((i + 1)); done
-if mkdir "$S/decided" 2>/dev/null; then echo timeout > "$S/by.tmp"; mv -f "$S/by.tmp" "$S/decided/by"; fi
-i=0; while [ ! -f "$S/decided/by" ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-verdict=$(cat "$S/decided/by" 2>/dev/null)
+while [ "$i" -lt {confirm} ] && [ ! -L "$S/verdict" ]; do sleep 1; i=$((i + 1)); done
+ln -s timeout "$S/verdict" 2>/dev/null
+verdict=$(readlink "$S/verdict")
 [ "$verdict" = confirmed ] && exit 0
+pg=${{prevgen#system-}}; pg=${{pg%-link}}
 {{
   echo "zetactl: verdict '$verdict': rolling back to $prevgen ($prev)"
-  pg=${{prevgen#system-}}; pg=${{pg%-link}}
   [ "$(readlink "$P")" = "$prevgen" ] || nix-env -p "$P" --switch-generation "$pg"
   "$prev/bin/switch-to-configuration" {reactivate}
-  echo "switch-to-configuration exit $?"
 }} > "$S/rollback.log" 2>&1
-printf 'verdict %s\ngeneration %s\nsystem %s\nfrom %s\nat %s\n' "$verdict" "$pg" "$(readlink -f /run/current-system)" \
-  "$(sed -n 's/^new //p' "$S/result")" "$(date +%s)" > "$S/rolled-back.tmp"
+rrc=$?
+printf 'verdict %s\ngeneration %s\nsystem %s\nfrom %s\nrollback_rc %s\nat %s\n' "$verdict" "$pg" \
+  "$(readlink -f /run/current-system)" "$(sed -n 's/^new //p' "$S/result")" "$rrc" "$(date +%s)" > "$S/rolled-back.tmp"
 R=/var/lib/zeta/state/nixos-rollback
 cp "$S/rolled-back.tmp" "$R.tmp" && mv -f "$R.tmp" "$R"
 mv -f "$S/rolled-back.tmp" "$S/rolled-back"
@@ -386,7 +409,7 @@ done
 cat "$S/result"
 """
 
-# Runs over a fresh connection: proves the node reachable, and writes the verdict (once: mkdir is atomic).
+# Runs over a fresh connection: proves the node reachable, and writes the verdict (once: ln -s is atomic).
 CONFIRM_SCRIPT = r"""S={state}
 [ -f "$S/result" ] || {{ echo "state pending"; exit 0; }}
 rc=$(sed -n 's/^rc //p' "$S/result"); new=$(sed -n 's/^new //p' "$S/result")
@@ -397,9 +420,8 @@ case "$rc" in
   4) [ {rb4} -eq 1 ] && want=rollback ;;
   *) if [ "$new" != "$prev" ] || [ "$cur" != "$prev" ]; then want=rollback; fi ;;
 esac
-if mkdir "$S/decided" 2>/dev/null; then echo "$want" > "$S/by.tmp"; mv -f "$S/by.tmp" "$S/decided/by"; fi
-i=0; while [ ! -f "$S/decided/by" ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-verdict=$(cat "$S/decided/by" 2>/dev/null)
+ln -s "$want" "$S/verdict" 2>/dev/null
+verdict=$(readlink "$S/verdict")
 echo "verdict $verdict"
 cat "$S/result"
 echo "log_tail $(tail -n 12 "$S/log" 2>/dev/null | base64 -w0)"
@@ -411,6 +433,15 @@ if [ "$verdict" = confirmed ] && {{ [ "$rc" = 0 ] || [ "$rc" = 4 ]; }}; then
   mv -f {record}.tmp {record}
 fi
 """
+
+
+def describe_rollback(rolled: dict[str, str], previous: str) -> str:
+    if not rolled or rolled.get("verdict") == "confirmed":
+        return f"the node rolls back to generation {previous} by itself (not observed: still unreachable)"
+    if rolled.get("rollback_rc", "0") != "0":
+        return (f"the rollback to generation {rolled.get('generation', previous)} FAILED "
+                f"(switch-to-configuration exit {rolled['rollback_rc']}; see /run/zeta/switch/*/rollback.log)")
+    return f"the node is back on generation {rolled.get('generation', previous)}"
 
 
 def parse_fields(text: str) -> dict[str, str]:
