@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import Cli, _lab, needs_lab
 from zetactl.lab import Lab
+from zetactl.lab.layout import ZETA_DEFAULT_NIX
 
 pytestmark = [needs_lab]
 
@@ -59,9 +60,16 @@ def generations(lab: Lab, node: str) -> list[tuple[int, bool]]:
 
 def test_generation_one_is_exactly_the_build_of_the_seeded_modules(nixlab: Lab) -> None:
     node = "lab-001"
-    files = ok(nixlab, node, "cd /etc/nixos && ls").split()
-    assert files == ["configuration.nix", "k3s.nix", "zeta-agents.nix"]
-    assert 'system.stateVersion = "25.05";' in ok(nixlab, node, "cat /etc/nixos/configuration.nix")
+    files = ok(nixlab, node, "cd /etc/nixos && ls -F . zeta").split()
+    assert files == [".:", "configuration.nix", "hardware-configuration.nix", "zeta/",
+                     "zeta:", "default.nix", "k3s.nix", "zeta-agents.nix"]
+    configuration = ok(nixlab, node, "cat /etc/nixos/configuration.nix")
+    assert 'system.stateVersion = "25.05";' in configuration
+    assert "  imports = [ ./hardware-configuration.nix ./zeta ];\n" in configuration
+    assert 'fileSystems."/" =' in ok(nixlab, node, "cat /etc/nixos/hardware-configuration.nix")
+    assert ok(nixlab, node, "cat /etc/nixos/zeta/default.nix") == ZETA_DEFAULT_NIX
+    k3s = ok(nixlab, node, "cat /etc/nixos/zeta/k3s.nix")
+    assert "services.k3s = {\n    enable = true;\n    role = \"server\";" in k3s and "systemd.services" not in k3s
     before = ok(nixlab, node, "readlink /run/current-system")
     result = ssh(nixlab, node, "nixos-rebuild switch")
     assert result.returncode == 0, result
@@ -76,12 +84,18 @@ def test_generation_one_is_exactly_the_build_of_the_seeded_modules(nixlab: Lab) 
                "do readlink $u.service multi-user.target.wants/$u.service; systemctl is-active $u; done").split()
     assert links == [x for u in ("k3s", "zeta-otto", "zeta-lior", "zeta-vera", "sshd", "nix-daemon")
                      for x in (f"{top}/etc/systemd/system/{u}.service",) * 2 + ("active",)]
+    assert "Description=Lightweight Kubernetes\n" in ok(nixlab, node, f"cat {top}/etc/systemd/system/k3s.service")
     unit = ok(nixlab, node, f"cat {top}/etc/systemd/system/zeta-otto.service")
     assert "Description=Zeta agent otto\n" in unit and "ExecStart=/bin/sleep infinity\n" in unit
     assert 'Environment="ZETA_AGENT=otto"' in unit and "WantedBy=multi-user.target" in unit
     assert ok(nixlab, node, f"ls {top}; readlink {top}/bin/switch-to-configuration; cat {top}/nixos-version").split() \
         == ["bin", "configuration-name", "etc", "init-interface-version", "initrd", "kernel", "kernel-modules",
-            "nixos-version", "zeta-lab-flags", "/usr/local/sbin/switch-to-configuration", "25.05.20250102.6df2492"]
+            "nixos-version", "systemd", "zeta-lab-flags", "/usr/local/sbin/switch-to-configuration",
+            "25.05.20250102.6df2492"]
+    systemd = ok(nixlab, node, f"readlink {top}/systemd; ls -l /run/current-system/systemd/bin").splitlines()
+    assert re.fullmatch(r"/nix/store/[0-9a-df-np-sv-z]{32}-systemd-257\.5", systemd[0])
+    assert [line.split()[-1] for line in systemd[2:]] == ["/usr/local/sbin/journalctl", "/usr/local/sbin/systemctl",
+                                                          "/usr/local/sbin/systemd-run"]
     # the hub modules only on admin nodes, k3s on workers: role 'admin' needs 5 nodes, checked by the seed
     assert ok(nixlab, node, "nixos-rebuild list-generations --json; nixos-version --json").count('"current": true') == 1
 
@@ -90,7 +104,7 @@ def test_switch_starts_restarts_stops_and_reports_failed_units(nixlab: Lab) -> N
     node = "lab-001"
     ok(nixlab, node, r"""printf '[Unit]\nDescription=Hand\n[Service]\nExecStart=/bin/sleep infinity\n' \
         > /etc/systemd/system/hand.service
-cat > /etc/nixos/web.nix <<'EOF'
+cat > /etc/nixos/zeta/web.nix <<'EOF'
 { config, pkgs, lib, ... }:
 {
   # A comment with a brace } and a "quote
@@ -111,7 +125,7 @@ cat > /etc/nixos/web.nix <<'EOF'
   systemd.services.ignored = lib.mkIf config.services.foo.enable (import ./nope.nix { inherit pkgs; });
 }
 EOF
-sed -i 's/RestartSec = 2;/RestartSec = 5;/' /etc/nixos/zeta-agents.nix""")
+sed -i 's/RestartSec = 2;/RestartSec = 5;/' /etc/nixos/zeta/zeta-agents.nix""")
     before = ok(nixlab, node, "readlink /run/current-system")
     dry = ssh(nixlab, node, "nixos-rebuild dry-activate")
     assert dry.returncode == 0, dry
@@ -156,8 +170,8 @@ sed -i 's/RestartSec = 2;/RestartSec = 5;/' /etc/nixos/zeta-agents.nix""")
     assert ok(nixlab, node, "readlink /run/current-system") == before
     assert ok(nixlab, node, "systemctl is-active k3s; systemctl list-units --failed --plain --no-legend; "
               "test -e /etc/systemd/system/web.service || echo gone") == "active\ngone\n"
-    ok(nixlab, node, "rm /etc/nixos/web.nix /etc/systemd/system/hand.service; "
-       "sed -i 's/RestartSec = 5;/RestartSec = 2;/' /etc/nixos/zeta-agents.nix")
+    ok(nixlab, node, "rm /etc/nixos/zeta/web.nix /etc/systemd/system/hand.service; "
+       "sed -i 's/RestartSec = 5;/RestartSec = 2;/' /etc/nixos/zeta/zeta-agents.nix")
 
 
 def test_nix_env_profile_operations_and_boot_then_reboot(nixlab: Lab, cli: Cli) -> None:
@@ -197,13 +211,13 @@ def test_nix_env_profile_operations_and_boot_then_reboot(nixlab: Lab, cli: Cli) 
 
 def test_fault_markers_activation_fails_and_new_init(nixlab: Lab, cli: Cli) -> None:
     node = "lab-003"
-    ok(nixlab, node, "echo '# zeta-lab: activation-fails' >> /etc/nixos/k3s.nix")
+    ok(nixlab, node, "echo '# zeta-lab: activation-fails' >> /etc/nixos/zeta/k3s.nix")
     fails = ssh(nixlab, node, "nixos-rebuild switch")
     assert fails.returncode == 2, fails
     assert "Failed to run activate script" in fails.stderr and "setting up /etc..." in fails.stderr
     assert ok(nixlab, node, "cat /run/current-system/zeta-lab-flags") == "activation-fails\n"
     current = ok(nixlab, node, "readlink /run/current-system").strip()
-    ok(nixlab, node, "sed -i 's/activation-fails/new-init/' /etc/nixos/k3s.nix")
+    ok(nixlab, node, "sed -i 's/activation-fails/new-init/' /etc/nixos/zeta/k3s.nix")
     new_init = ssh(nixlab, node, "nixos-rebuild switch")
     assert new_init.returncode == 100, new_init
     assert new_init.stderr.splitlines()[-1] == (
@@ -215,7 +229,7 @@ def test_fault_markers_activation_fails_and_new_init(nixlab: Lab, cli: Cli) -> N
     assert ok(nixlab, node, f"readlink {current}/kernel {profile}/kernel | uniq | wc -l") == "1\n"
     cli("lab", "reboot", node, "--dir", str(nixlab.dir), check_rc=0)
     assert ok(nixlab, node, "readlink /run/booted-system").strip() == profile
-    ok(nixlab, node, "sed -i '/zeta-lab: new-init/d' /etc/nixos/k3s.nix")
+    ok(nixlab, node, "sed -i '/zeta-lab: new-init/d' /etc/nixos/zeta/k3s.nix")
     assert ssh(nixlab, node, "nixos-rebuild switch").returncode == 100  # back to the old init: reboot again
     cli("lab", "reboot", node, "--dir", str(nixlab.dir), check_rc=0)
     assert ssh(nixlab, node, "nixos-rebuild switch").returncode == 0
@@ -229,7 +243,7 @@ def test_break_network_cuts_ssh_and_a_detached_rollback_restores_it(nixlab: Lab)
                                  stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     time.sleep(1)
     switch = ssh(nixlab, node, "echo '# zeta-lab: break-network' >> /etc/nixos/configuration.nix && "
-                 "systemd-run --unit=zeta-magic-rollback sh -c 'sleep 4; nixos-rebuild switch --rollback' && "
+                 "systemd-run -E PATH --unit=zeta-magic-rollback sh -c 'sleep 4; nixos-rebuild switch --rollback' && "
                  "nixos-rebuild switch; echo rc=$?")
     assert switch.returncode == 255 and "rc=" not in switch.stdout, switch
     assert bystander.wait(timeout=10) == 255 and "survived" not in (bystander.stdout.read() if bystander.stdout
@@ -254,7 +268,7 @@ def test_break_network_cuts_ssh_and_a_detached_rollback_restores_it(nixlab: Lab)
 
 def test_a_second_switch_is_refused_while_one_is_in_flight(nixlab: Lab) -> None:
     node = "lab-002"
-    ok(nixlab, node, "echo '{ ... }: { } # zeta-lab: slow-activation=4' > /etc/nixos/slow.nix")
+    ok(nixlab, node, "echo '{ ... }: { } # zeta-lab: slow-activation=4' > /etc/nixos/zeta/slow.nix")
     first = subprocess.Popen([*ssh_argv(nixlab, node), "nixos-rebuild switch"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
@@ -268,7 +282,7 @@ def test_a_second_switch_is_refused_while_one_is_in_flight(nixlab: Lab) -> None:
     direct = ssh(nixlab, node, "$(readlink -f /nix/var/nix/profiles/system)/bin/switch-to-configuration test")
     assert (direct.returncode, direct.stderr) == (11, "Could not acquire lock\n")
     assert first.wait(timeout=30) == 0, first.stderr.read() if first.stderr else ""
-    ok(nixlab, node, "rm /etc/nixos/slow.nix")
+    ok(nixlab, node, "rm /etc/nixos/zeta/slow.nix")
     assert ssh(nixlab, node, "nixos-rebuild switch").returncode == 0
 
 
@@ -316,3 +330,133 @@ def test_module_reader_never_crashes_on_unknown_syntax(tmp_path: Path) -> None:
     for cut in range(0, len(src), 7):
         nix.evaluate([("m.nix", src[:cut])], "host")
     assert nix.evaluate([("m.nix", src)], "host").name == build.name != nix.evaluate([("n.nix", src)], "host").name
+
+
+def test_a_module_outside_the_imports_has_no_effect_until_imported(nixlab: Lab) -> None:
+    node = "lab-002"
+    before = ok(nixlab, node, "readlink /run/current-system")
+    gens = generations(nixlab, node)
+    # Neither /etc/nixos/loose.nix nor a folder zeta/default.nix does not read (zeta/sub/) is imported.
+    ok(nixlab, node, r"""mkdir -p /etc/nixos/zeta/sub && cat > /etc/nixos/loose.nix <<'EOF'
+{ ... }: {
+  systemd.services.loose = { wantedBy = [ "multi-user.target" ]; };  # zeta-lab: activation-fails
+}
+EOF
+cp /etc/nixos/loose.nix /etc/nixos/zeta/sub/loose.nix""")
+    result = ssh(nixlab, node, "nixos-rebuild switch")
+    assert result.returncode == 0, result
+    assert "Failed to run activate script" not in result.stderr
+    assert ok(nixlab, node, "readlink /run/current-system") == before and generations(nixlab, node) == gens
+    assert ok(nixlab, node, "test -e /etc/systemd/system/loose.service || echo absent") == "absent\n"
+    # imported: the same file now makes a generation
+    ok(nixlab, node, "sed -i 's|./zeta ];|./zeta ./loose.nix ];|' /etc/nixos/configuration.nix")
+    result = ssh(nixlab, node, "nixos-rebuild switch")
+    assert result.returncode == 2 and "Failed to run activate script" in result.stderr, result
+    assert "the following new units were started: loose.service" in result.stderr
+    assert len(generations(nixlab, node)) == len(gens) + 1
+    ok(nixlab, node, "sed -i 's| ./loose.nix ];| ];|' /etc/nixos/configuration.nix && "
+       "rm -r /etc/nixos/loose.nix /etc/nixos/zeta/sub")
+    back = ssh(nixlab, node, "nixos-rebuild switch")
+    assert back.returncode == 0 and ok(nixlab, node, "readlink /run/current-system") == before, back
+
+
+@pytest.mark.parametrize(("entry", "missing"), [("./missing.nix", "/etc/nixos/missing.nix"),
+                                                ("./extra", "/etc/nixos/extra/default.nix")])
+def test_a_missing_import_fails_the_build(nixlab: Lab, entry: str, missing: str) -> None:
+    node = "lab-002"
+    before = ok(nixlab, node, "readlink /run/current-system")
+    gens = generations(nixlab, node)
+    ok(nixlab, node, "mkdir -p /etc/nixos/extra && cp /etc/nixos/configuration.nix /root/configuration.nix && "
+       f"sed -i 's|./zeta ];|./zeta {entry} ];|' /etc/nixos/configuration.nix")
+    try:
+        for action in ("switch", "build", "dry-build"):
+            result = ssh(nixlab, node, f"cd /root && nixos-rebuild {action}")
+            assert result.returncode == 1, result
+            assert result.stderr.splitlines() == ["building the system configuration...",
+                                                  f"error: getting status of '{missing}': No such file or directory"]
+        assert ok(nixlab, node, "readlink /run/current-system") == before and generations(nixlab, node) == gens
+    finally:
+        ok(nixlab, node, "mv /root/configuration.nix /etc/nixos/configuration.nix && rmdir /etc/nixos/extra")
+    assert ssh(nixlab, node, "nixos-rebuild switch").returncode == 0
+
+
+def test_a_transient_unit_gets_only_systemds_path(nixlab: Lab) -> None:
+    node = "lab-002"
+    env = ssh(nixlab, node, "FROM_CALLER=c systemd-run --pipe --quiet --collect -E FROM_CALLER -E GIVEN=g -E UNSET "
+              "python3 -c 'import json, os; print(json.dumps(dict(os.environ)))'")
+    assert env.returncode == 0, env
+    pairs = json.loads(env.stdout)
+    assert re.fullmatch(r"[0-9a-f]{32}", pairs.pop("INVOCATION_ID"))
+    assert pairs == {"FROM_CALLER": "c", "GIVEN": "g", "LANG": "C.UTF-8", "PATH": "/run/current-system/systemd/bin",
+                     "UNSET": ""}
+    out = ssh(nixlab, node, "rm -rf /tmp/np; systemd-run --pipe --quiet sh -c 'mkdir /tmp/np'; echo rc=$?; "
+              "test -d /tmp/np || echo no-dir; "
+              "systemd-run --pipe --quiet -E PATH sh -c 'mkdir /tmp/np'; echo rc=$?; "
+              "systemd-run --pipe --quiet sh -c 'PATH=/usr/bin:/bin; mkdir /tmp/np/b'; echo rc=$?; "
+              "systemd-run --pipe --quiet /bin/mkdir /tmp/np/c; echo rc=$?; "
+              "systemd-run --pipe --quiet sh -c 'systemctl is-active sshd'; echo rc=$?; "
+              "systemd-run --pipe --quiet no-such-tool; echo rc=$?; ls /tmp/np")
+    assert out.stdout.splitlines() == ["rc=127", "no-dir", "rc=0", "rc=0", "rc=0", "active", "rc=0", "rc=1",
+                                       "b", "c"], out
+    assert "mkdir: not found" in out.stderr
+    assert "Failed to find executable no-such-tool: No such file or directory" in out.stderr
+    # detached, as a deployer's job runs: it fails, and the unit says so
+    detached = ssh(nixlab, node, "systemd-run -q -u t-nopath sh -c 'mkdir /tmp/np/d'; sleep 1; "
+                   "systemctl show -p ActiveState,Result,ExecMainStatus t-nopath; systemctl reset-failed t-nopath; "
+                   "test -d /tmp/np/d || echo no-dir")
+    assert detached.stdout == "ActiveState=failed\nResult=exit-code\nExecMainStatus=127\nno-dir\n", detached
+
+
+def test_services_k3s_enable_declares_k3s_service(nixlab: Lab) -> None:
+    from zetactl.lab.layout import nixlab as nix
+    base = "{ ... }: { services.k3s.enable = true; }"
+    units = nix.evaluate([("a.nix", base)], "h").units
+    assert "Description=Lightweight Kubernetes\n" in units["k3s.service"]
+    assert "ExecStart=/bin/sleep infinity\n" in units["k3s.service"]
+    assert "WantedBy=multi-user.target" in units["k3s.service"]
+    assert "k3s.service" not in nix.evaluate([("a.nix", '{ services.k3s.role = "agent"; }')], "h").units
+    merged = nix.evaluate([("a.nix", base), ("b.nix", '{ systemd.services.k3s.environment.K3S_X = "1"; }')], "h")
+    assert 'Environment="K3S_X=1"' in merged.units["k3s.service"]
+    assert "Description=Lightweight Kubernetes\n" in merged.units["k3s.service"]
+    # a reference to the option is not a definition of it
+    assert "k3s.service" not in nix.evaluate([("a.nix", "{ x = config.services.k3s.enable; }")], "h").units
+    # on a node: the seeded k3s.nix only sets the option; turning it off stops and removes the unit
+    node = "lab-003"
+    assert ok(nixlab, node, "systemctl is-active k3s; grep -c 'systemd\\.' /etc/nixos/zeta/k3s.nix || true") \
+        == "active\n0\n"
+    ok(nixlab, node, "sed -i 's/enable = true;/enable = false;/' /etc/nixos/zeta/k3s.nix")
+    off = ssh(nixlab, node, "nixos-rebuild switch; systemctl is-active k3s; ls /etc/systemd/system")
+    assert "stopping the following units: k3s.service" in off.stderr, off
+    assert off.stdout.startswith("inactive\n") and "k3s.service" not in off.stdout
+    ok(nixlab, node, "sed -i 's/enable = false;/enable = true;/' /etc/nixos/zeta/k3s.nix")
+    on = ssh(nixlab, node, "nixos-rebuild switch; systemctl is-active k3s")
+    assert "the following new units were started: k3s.service" in on.stderr and on.stdout == "active\n", on
+
+
+def test_imports_are_followed_like_nix(tmp_path: Path) -> None:
+    from zetactl.lab.layout import nixlab as nix
+    files = {
+        "configuration.nix": "{ imports = [ ./a.nix ./d (import ./not-an-import.nix) ]; } # builtins.readDir",
+        "a.nix": "{ imports = [ ../nixos/a.nix ./configuration.nix ]; }",  # cycles are fine
+        "b.nix": "{ }",  # not imported: configuration.nix names readDir in a comment only, and is no default.nix
+        "d/default.nix": '{ imports = map (n: ./. + "/${n}") (builtins.attrNames (builtins.readDir ./.)); }',
+        "d/x.nix": "{ }",
+        "d/y.txt": "",
+        "d/sub.nix/default.nix": "{ }",  # a folder is not a *.nix file
+    }
+    root = tmp_path / "etc" / "nixos"
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    read = nix.read_modules(root)
+    assert [rel for rel, _ in read] == ["a.nix", "configuration.nix", "d/default.nix", "d/x.nix"]
+    name = nix.evaluate(read, "h").name
+    (root / "b.nix").write_text("{ changed }")
+    assert nix.evaluate(nix.read_modules(root), "h").name == name
+    (root / "d" / "x.nix").write_text("{ changed }")
+    assert nix.evaluate(nix.read_modules(root), "h").name != name
+    (root / "d" / "default.nix").unlink()
+    with pytest.raises(nix.NixError, match=r"^error: getting status of '/etc/nixos/d/default\.nix': No such file"):
+        nix.read_modules(root)
+    (root / "configuration.nix").unlink()
+    assert nix.read_modules(root) == []

@@ -1,8 +1,9 @@
 """zetactl lab: the NixOS layer shared by nixos-rebuild, switch-to-configuration, nix-env and systemd-run.
 
 Stdlib only: it runs inside every lab node (from /usr/local/sbin) and on the controller (layout.py seeds
-generation 1 with `build`). A node's configuration is every `*.nix` file under /etc/nixos (recursive, sorted by
-relative path; `imports` are not followed). See docs/lab.md, "The lab's NixOS layer".
+generation 1 with `build`). A node's configuration is /etc/nixos/configuration.nix and the files it imports
+(`imports = [ ./x.nix ./dir ];`, a directory meaning dir/default.nix; a default.nix using `builtins.readDir`
+imports every other `*.nix` file of its directory). See docs/lab.md, "The lab's NixOS layer".
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ JOURNAL = "/var/log/zeta-lab/journal"
 SLEEP = "/bin/sleep infinity"
 BASE_UNITS = {"sshd.service": ("OpenSSH Daemon", "/bin/sleep infinity"),
               "nix-daemon.service": ("Nix Daemon", "/bin/sleep infinity")}
+SYSTEMD_VERSION = "257.5"
+SYSTEMD_TOOLS = ("systemctl", "systemd-run", "journalctl")  # <toplevel>/systemd/bin: links to the lab's stand-ins
+LAB_BIN = "/usr/local/sbin"
 MARKER = re.compile(r"zeta-lab:\s*(break-network|activation-fails|new-init|slow-activation=\d+(?:\.\d+)?)")
 
 
@@ -319,53 +323,104 @@ def merge_into(target: dict[str, Any], key: str, value: Any) -> None:
         target[key] = value
 
 
-def services_of(src: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """The `systemd.services.NAME = { ... };` blocks of one module (and `systemd.services = { NAME = ...; }`)
-    plus the lab fault markers found in its comments."""
-    toks, comments = tokenize(src)
-    markers = [m.group(1) for c in comments for m in MARKER.finditer(c)]
+def _at(toks: list[Tok], i: int, prefix: tuple[str, ...]) -> bool:
+    """An option path starting at token i (`systemd.services`, `services`), not inside a longer path such as
+    `config.services.k3s.enable`."""
+    if i > 0 and toks[i - 1].kind == "op" and toks[i - 1].text == ".":
+        return False
+    for k, part in enumerate(prefix):
+        j = i + 2 * k
+        if j >= len(toks) or toks[j].kind != "id" or toks[j].text != part:
+            return False
+        if k and (toks[j - 1].kind != "op" or toks[j - 1].text != "."):
+            return False
+    return True
+
+
+def _definitions(toks: list[Tok], prefix: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Every `PREFIX.NAME = { ... };`, `PREFIX.NAME.OPTION = value;` and `PREFIX = { NAME = ...; };` of a module,
+    merged by NAME."""
     found: dict[str, dict[str, Any]] = {}
     i = 0
     while i < len(toks):
-        t = toks[i]
-        if (t.kind == "id" and t.text == "systemd" and i + 2 < len(toks) and toks[i + 1].text == "."
-                and toks[i + 1].kind == "op" and toks[i + 2].kind == "id" and toks[i + 2].text == "services"):
-            reader = Reader(toks)
-            reader.i = i + 3
-            name: str | None = None
-            if reader.is_op("."):
-                reader.i += 1
-                path = reader.attrpath()
-                if path is None:
-                    i += 1
-                    continue
-                name, rest = path[0], path[1:]
-            else:
-                rest = []
-            if not reader.is_op("="):
+        if not _at(toks, i, prefix):
+            i += 1
+            continue
+        reader = Reader(toks)
+        reader.i = i + 2 * len(prefix) - 1
+        name: str | None = None
+        if reader.is_op("."):
+            reader.i += 1
+            path = reader.attrpath()
+            if path is None:
                 i += 1
                 continue
-            reader.i += 1
-            value = reader.value()
-            if name is None:
-                if isinstance(value, dict):
-                    for key, svc in value.items():
-                        if isinstance(svc, dict):
-                            merge_into(found, key, svc)
-            else:
-                block: dict[str, Any] = {}
-                if rest:
-                    set_path(block, rest, value)
-                elif isinstance(value, dict):
-                    block = value
-                else:
-                    i = reader.i
-                    continue
-                merge_into(found, name, block)
-            i = max(reader.i, i + 1)
+            name, rest = path[0], path[1:]
+        else:
+            rest = []
+        if not reader.is_op("="):
+            i += 1
             continue
-        i += 1
-    return found, markers
+        reader.i += 1
+        value = reader.value()
+        if name is None:
+            if isinstance(value, dict):
+                for key, svc in value.items():
+                    if isinstance(svc, dict):
+                        merge_into(found, key, svc)
+        else:
+            block: dict[str, Any] = {}
+            if rest:
+                set_path(block, rest, value)
+            elif isinstance(value, dict):
+                block = value
+            else:
+                i = reader.i
+                continue
+            merge_into(found, name, block)
+        i = max(reader.i, i + 1)
+    return found
+
+
+@dataclass
+class Module:
+    """What the lab reads in one module file."""
+    services: dict[str, dict[str, Any]]  # systemd.services.NAME
+    options: dict[str, dict[str, Any]]  # services.NAME (NixOS service options: services.k3s.enable, ...)
+    markers: list[str]
+
+
+def module_of(src: str) -> Module:
+    toks, comments = tokenize(src)
+    markers = [m.group(1) for c in comments for m in MARKER.finditer(c)]
+    return Module(_definitions(toks, ("systemd", "services")), _definitions(toks, ("services",)), markers)
+
+
+def services_of(src: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The `systemd.services.NAME = { ... };` blocks of one module (and `systemd.services = { NAME = ...; }`)
+    plus the lab fault markers found in its comments."""
+    module = module_of(src)
+    return module.services, module.markers
+
+
+def option_services(options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The systemd services NixOS modules declare for enabled service options (nixpkgs' k3s module for
+    `services.k3s.enable = true;`). Their program is not in the lab: ExecStart is the long-running stand-in."""
+    out: dict[str, dict[str, Any]] = {}
+    k3s = options.get("k3s")
+    if isinstance(k3s, dict) and k3s.get("enable") is True:
+        agent = k3s.get("role") == "agent"
+        out["k3s"] = {
+            "description": "Lightweight Kubernetes",
+            "wantedBy": ["multi-user.target"],
+            "after": ["firewall.service", "network-online.target"],
+            "wants": ["firewall.service", "network-online.target"],
+            "serviceConfig": {"Type": "exec" if agent else "notify", "KillMode": "process", "Delegate": "yes",
+                              "Restart": "always", "RestartSec": "5s", "LimitNOFILE": 1048576,
+                              "LimitNPROC": "infinity", "LimitCORE": "infinity", "TasksMax": "infinity",
+                              "TimeoutStartSec": 0},
+        }
+    return out
 
 
 # -- units ---------------------------------------------------------------------------------------
@@ -451,21 +506,97 @@ class Build:
         return f"{store_hash(seed)}-nixos-system-{self.hostname}-{NIXOS_VERSION}"
 
 
-def read_modules(nixos_dir: Path) -> list[tuple[str, str]]:
-    if not nixos_dir.is_dir():
+class NixError(Exception):
+    """A build error, worded as Nix prints it (`error: ...`)."""
+
+
+CONFIGURATION = "configuration.nix"
+
+
+def _imports(src: str) -> list[str]:
+    """The literal paths of a module's `imports = [ ... ];` lists (elements that are other expressions are
+    not evaluated)."""
+    toks, _ = tokenize(src)
+    out: list[str] = []
+    for i in range(len(toks)):
+        if not (_at(toks, i, ("imports",)) and i + 2 < len(toks) and toks[i + 1].text == "="
+                and toks[i + 2].kind == "op" and toks[i + 2].text == "["):
+            continue
+        depth = 0
+        for u in toks[i + 2:]:
+            if u.kind == "op" and u.text in _CLOSE:
+                depth += 1
+            elif u.kind == "op" and u.text in ("}", "]", ")"):
+                depth -= 1
+                if depth == 0:
+                    break
+            elif depth == 1 and u.kind == "path":
+                out.append(u.text)
+    return out
+
+
+def _reads_dir(src: str) -> bool:
+    toks, _ = tokenize(src)
+    return any(toks[i].text == "builtins" and toks[i + 1].text == "." and toks[i + 2].text == "readDir"
+               for i in range(len(toks) - 2))
+
+
+def read_modules(nixos_dir: Path, shown: str = "/etc/nixos") -> list[tuple[str, str]]:
+    """The files a build of `shown`/configuration.nix reaches, as (path relative to `shown`, content) sorted by
+    path: configuration.nix and, transitively, its `imports` (`./x.nix`; `./dir` is dir/default.nix). A
+    default.nix using `builtins.readDir` imports every other `*.nix` file of its directory (the lab's
+    approximation of the "import every file in this folder" idiom). Files not reached are not read, as in Nix.
+    `nixos_dir` is where `shown` (the path the node sees) is read from. Raises NixError for a missing import;
+    returns [] when there is no configuration.nix."""
+    root = os.path.normpath(shown)
+
+    def real(path: str) -> Path:
+        return nixos_dir / os.path.relpath(path, root)
+
+    first = f"{root}/{CONFIGURATION}"
+    if not real(first).is_file():
         return []
-    files = sorted((p.relative_to(nixos_dir).as_posix(), p) for p in nixos_dir.rglob("*.nix") if p.is_file())
-    return [(rel, p.read_text(errors="replace")) for rel, p in files]
+    seen: dict[str, str] = {}
+    todo = [first]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        if not real(path).exists():
+            raise NixError(f"error: getting status of '{path}': No such file or directory")
+        if real(path).is_dir():
+            todo.append(f"{path}/default.nix")
+            continue
+        src = real(path).read_text(errors="replace")
+        seen[path] = src
+        base = os.path.dirname(path)
+        for imp in _imports(src):
+            if imp.startswith("~"):
+                continue
+            todo.append(os.path.normpath(imp if imp.startswith("/") else os.path.join(base, imp)))
+        if os.path.basename(path) == "default.nix" and _reads_dir(src):
+            directory = real(base)
+            todo.extend(f"{base}/{p.name}" for p in sorted(directory.iterdir())
+                        if p.name.endswith(".nix") and p.name != "default.nix" and p.is_file())
+    return sorted((os.path.relpath(path, root), src) for path, src in seen.items())
 
 
 def evaluate(modules: list[tuple[str, str]], hostname: str) -> Build:
     build = Build(modules, hostname)
     services: dict[str, dict[str, Any]] = {}
+    options: dict[str, dict[str, Any]] = {}
+    definitions: list[dict[str, dict[str, Any]]] = []
     for _rel, src in modules:
-        found, markers = services_of(src)
+        module = module_of(src)
+        for name, opt in module.options.items():
+            merge_into(options, name, opt)
+        definitions.append(module.services)
+        build.flags.extend(m for m in module.markers if m not in build.flags)
+    for name, svc in option_services(options).items():  # what the NixOS module declares, then systemd.services
+        merge_into(services, name, svc)
+    for found in definitions:
         for name, svc in found.items():
             merge_into(services, name, svc)
-        build.flags.extend(m for m in markers if m not in build.flags)
     for unit, (description, command) in BASE_UNITS.items():
         build.units[unit] = base_unit(description, command)
     for name, svc in sorted(services.items()):
@@ -502,11 +633,17 @@ def realise(build: Build, store: Path) -> str:
         _write(store / kernel / "initrd", "lab initrd\n")
     if not (store / modules / "lib" / "modules").exists():
         (store / modules / "lib" / "modules" / KERNEL_VERSION).mkdir(parents=True, exist_ok=True)
+    systemd = f"{store_hash('systemd-' + SYSTEMD_VERSION)}-systemd-{SYSTEMD_VERSION}"
+    if not (store / systemd / "bin" / SYSTEMD_TOOLS[-1]).is_symlink():
+        (store / systemd / "bin").mkdir(parents=True, exist_ok=True)
+        for tool in SYSTEMD_TOOLS:  # the last one written last: its presence means the path is complete
+            _link(store / systemd / "bin" / tool, f"{LAB_BIN}/{tool}")
     top = store / build.name
     if not (top / "nixos-version").exists():
         tmp = store / (build.name + ".tmp-" + str(os.getpid()))
         (tmp / "bin").mkdir(parents=True, exist_ok=True)
-        (tmp / "bin" / "switch-to-configuration").symlink_to("/usr/local/sbin/switch-to-configuration")
+        (tmp / "bin" / "switch-to-configuration").symlink_to(f"{LAB_BIN}/switch-to-configuration")
+        _link(tmp / "systemd", f"/nix/store/{systemd}")
         _link(tmp / "kernel", f"/nix/store/{kernel}/bzImage")
         _link(tmp / "initrd", f"/nix/store/{kernel}/initrd")
         _link(tmp / "kernel-modules", f"/nix/store/{modules}")
