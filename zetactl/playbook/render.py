@@ -154,7 +154,7 @@ class Renderer:
         args = self.render_value(dict(decl.args), context, decl.where, host)
         step_cls.precheck(args, decl.where)
         payload = self.payload(step_cls, args, context, decl.where, host)
-        return step_cls(args, decl.where, want_content=self.want_content, payload=payload)
+        return step_cls(args, decl.where, want_content=self.want_content, payload=payload, host=host)
 
 
 def _template_line(tb: TracebackType | None, source: Path) -> int | None:

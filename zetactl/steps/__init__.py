@@ -14,13 +14,14 @@ from zetactl.steps.base import (
     Where,
 )
 from zetactl.steps.command import Command
+from zetactl.steps.credential import Credential
 from zetactl.steps.files import Directory, File, LineInFile, Symlink, Template
 from zetactl.steps.nixos import NixosModule, NixosRebuild
 from zetactl.steps.systemd import Systemd
 
 KINDS: dict[str, type[Step]] = {
     cls.kind: cls
-    for cls in (Directory, File, Template, LineInFile, Symlink, Command, Systemd, NixosModule, NixosRebuild)
+    for cls in (Directory, File, Template, LineInFile, Symlink, Command, Systemd, NixosModule, NixosRebuild, Credential)
 }
 ALIASES = {"lineinfile": "line_in_file"}
 

@@ -67,8 +67,9 @@ class Step(ABC):
     payload_is_template: ClassVar[bool] = False
 
     def __init__(self, args: Mapping[str, Any], where: Where, *, want_content: bool = False,
-                 payload: bytes | None = None) -> None:
+                 payload: bytes | None = None, host: str = "") -> None:
         self.where = where
+        self.host = host  # the inventory host this step was rendered for
         self.want_content = want_content  # --diff: probe old content so the diff can be shown
         self.payload = payload
         self.args = validate_args(self.kind, self.options, args, where)

@@ -1,0 +1,307 @@
+"""Credentials sealed per node (age, to the node's pinned host key): seal, push, list, verify, rotate."""
+
+from __future__ import annotations
+
+import getpass
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from tabulate import tabulate
+
+from zetactl.cli.common import FormatOpt, InventoryOpt, LimitOpt, check_format, err, inventory_path
+from zetactl.errors import BadInput, ExitCode
+from zetactl.inventory import load_inventory, select_hosts
+from zetactl.report import print_json, print_recap
+from zetactl.secret import Secret
+
+NameArg = Annotated[str, typer.Argument(help="Credential name, e.g. gh-token.")]
+FromFileOpt = Annotated[Path | None, typer.Option("--from-file", help="Read the value from this file (exact "
+                                                  "bytes). Values are never taken from the command line.")]
+StdinOpt = Annotated[bool, typer.Option("--stdin", help="Read the value from standard input.")]
+SerialOpt = Annotated[list[str] | None, typer.Option("--serial", help="Push in waves: N, P% or a ramp '1,10%'.")]
+
+
+def read_value(from_file: Path | None, stdin: bool, name: str) -> Secret:
+    """The value from a file, stdin, or a terminal prompt (twice); never from argv or the environment."""
+    if from_file is not None and stdin:
+        raise BadInput("give --from-file or --stdin, not both")
+    if from_file is not None:
+        try:
+            data = from_file.read_bytes()
+        except OSError as exc:
+            raise BadInput(f"--from-file {from_file}: {exc.strerror}") from None
+    elif stdin:
+        data = sys.stdin.buffer.read()
+    elif sys.stdin.isatty():
+        first = getpass.getpass(f"value of {name}: ")
+        if getpass.getpass(f"value of {name} (again): ") != first:
+            raise BadInput("the two values differ")
+        data = first.encode()
+    else:
+        raise BadInput("no value: use --from-file FILE, --stdin, or run on a terminal to be prompted")
+    if not data:
+        raise BadInput("the value is empty")
+    return Secret(data)
+
+
+def parse_expiry(text: str) -> int:
+    """'90d', '12h', '30m', 'never' -> unix seconds of not-after (0: never)."""
+    if text == "never":
+        return 0
+    match = re.fullmatch(r"(\d+)([dhm])", text.strip())
+    if not match:
+        raise BadInput(f"--expires takes a duration like 90d, 12h, 30m, or 'never', not {text!r}")
+    seconds = int(match[1]) * {"d": 86400, "h": 3600, "m": 60}[match[2]]
+    return int(time.time()) + seconds
+
+
+def seal(
+    name: NameArg,
+    hosts: Annotated[str | None, typer.Option("--hosts", help="Host pattern to seal for (default: the hosts "
+                                              "that hold the credential).")] = None,
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    from_file: FromFileOpt = None,
+    stdin: StdinOpt = False,
+    path: Annotated[str | None, typer.Option("--path", help="Where the value lands on the node (tmpfs), "
+                                             "default /run/zeta/creds/NAME.")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="Octal, default 0400.")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Default root.")] = None,
+    group: Annotated[str | None, typer.Option("--group", help="Default root.")] = None,
+    unit: Annotated[list[str] | None, typer.Option("--unit", help="Unit to restart when the value changes "
+                                                   "(repeat).")] = None,
+    expires: Annotated[str, typer.Option("--expires", help="Lifetime: 90d, 12h, 30m or never.")] = "90d",
+    recovery: Annotated[list[str] | None, typer.Option("--recovery-recipient", help="Also seal to this age "
+                                                       "or ssh-ed25519 public key (operator recovery).")] = None,
+) -> None:
+    """Seal a new generation of NAME for each host (to its pinned host key); push it with `creds push`.
+
+    Example: zetactl creds seal gh-token --hosts control_plane --from-file ./gh-token --unit zeta-otto
+    """
+    from zetactl.creds import store
+    from zetactl.creds.envelope import check_name, check_target
+
+    check_name(name)
+    inv = load_inventory(inventory_path(inventory))
+    previous = store.load(name) if name in store.names() else None
+    if hosts is None and previous is None:
+        raise BadInput(f"{name} is new: say which hosts get it with --hosts PATTERN")
+    names = select_hosts(inv, hosts, origin="--hosts") if hosts else sorted(previous.hosts if previous else {})
+    missing = [n for n in names if n not in inv.hosts]
+    if missing:
+        raise BadInput(f"hosts not in {inv.path}: {', '.join(missing)}")
+    base = previous.target if previous else store.Target(path=f"/run/zeta/creds/{name}")
+    target = store.Target(path=path or base.path, mode=(mode or base.mode).rjust(4, "0"), owner=owner or base.owner,
+                          group=group or base.group, units=tuple(unit) if unit is not None else base.units)
+    check_target(target.path, target.mode, target.owner, target.group, target.units)
+    value = read_value(from_file, stdin, name)
+    record = store.seal_for_hosts(name, value, [inv.host(n) for n in names], target,
+                                  not_after=parse_expiry(expires), recovery=tuple(recovery or ()), previous=previous)
+    err(f"sealed {name} generation {record.generation} for {len(record.hosts)} host(s) "
+        f"(not pushed yet: zetactl creds push {name})")
+
+
+def _deploy(playbook: Path, inventory: Path | None, limit: str | None, *, check: bool = False, diff: bool = False,
+            serial: list[str] | None = None, progress: bool = True) -> Any:
+    from zetactl.deploy import DeployRequest, deploy
+    from zetactl.engine.fleet import FleetSettings
+    from zetactl.plan import Selection
+
+    serial_items = tuple(s for v in serial or [] for s in v.split(",") if s.strip())
+    request = DeployRequest(playbook=playbook, inventory=inventory_path(inventory), selection=Selection(limit=limit),
+                            check=check, diff=diff, fleet=FleetSettings(serial=serial_items,
+                                                                        max_fail="100%" if serial_items else None))
+    return deploy(request, progress=progress)
+
+
+def _finish(result: Any, output_format: str, *, check: bool = False, diff: bool = False) -> int:
+    from zetactl.report import exit_code, json_document
+
+    if output_format == "json":
+        print_json(sys.stdout, json_document(result.run.run_id, result.outcomes, check=check,
+                                             interrupted=result.interrupted, elapsed=result.elapsed))
+    else:
+        print_recap(sys.stdout, result.run.run_id, result.outcomes, check=check, diff=diff, elapsed=result.elapsed)
+    return int(exit_code(result.outcomes, result.interrupted))
+
+
+def push(
+    names: Annotated[list[str] | None, typer.Argument(help="Credentials to push (default: all).")] = None,
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    limit: LimitOpt = None,
+    check: Annotated[bool, typer.Option("--check", help="Show what would be installed; change nothing.")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Show generations and short digests (never values).")] = False,
+    serial: SerialOpt = None,
+    output_format: FormatOpt = "table",
+) -> None:
+    """Install each host's sealed credentials that it does not have yet (compared by digest).
+
+    Example: zetactl creds push gh-token -i inventory/hosts.yml --diff
+    """
+    from zetactl.creds import store
+    from zetactl.creds.push import playbook_for
+
+    check_format(output_format)
+    chosen = names or store.names()
+    result = _deploy(playbook_for(chosen), inventory, limit, check=check, diff=diff, serial=serial,
+                     progress=output_format == "table")
+    code = _finish(result, output_format, check=check, diff=diff)
+    if code == 0 and not check and not limit:
+        for name in chosen:
+            _mark_complete(name, result)
+    raise typer.Exit(code)
+
+
+def _mark_complete(name: str, result: Any) -> None:
+    from zetactl.creds import store
+
+    record = store.load(name)
+    if record.state == "pending" and all(result.outcomes.get(h) and result.outcomes[h].status in ("ok", "changed")
+                                         for h in record.hosts):
+        record.state = "complete"
+        store.save(record)
+
+
+def rotate(
+    name: NameArg,
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    from_file: FromFileOpt = None,
+    stdin: StdinOpt = False,
+    expires: Annotated[str, typer.Option("--expires", help="Lifetime of the new value.")] = "90d",
+    serial: SerialOpt = None,
+    output_format: FormatOpt = "table",
+) -> None:
+    """New value to every host that holds NAME, verified, then the old generation retired.
+
+    Make-before-break: each host keeps its previous generation until the new one is installed and
+    verified everywhere it could be; hosts that could not be reached keep the old value, the exit code
+    says so, and running `creds rotate NAME` again (no new value) finishes them without touching the rest.
+
+    Example: zetactl creds rotate gh-token --from-file ./new-token
+    """
+    from zetactl.creds import store
+    from zetactl.creds.push import playbook_for
+
+    check_format(output_format)
+    record = store.load(name)
+    if from_file is not None or stdin or (record.state == "complete" and sys.stdin.isatty()):
+        inv = load_inventory(inventory_path(inventory))
+        value = read_value(from_file, stdin, name)
+        missing = [h for h in record.hosts if h not in inv.hosts]
+        if missing:
+            raise BadInput(f"{name} is held by hosts no longer in {inv.path}: {', '.join(missing)}")
+        record = store.seal_for_hosts(name, value, [inv.host(h) for h in sorted(record.hosts)], record.target,
+                                      not_after=parse_expiry(expires), previous=record)
+        err(f"sealed {name} generation {record.generation} for {len(record.hosts)} host(s)")
+    elif record.state == "complete":
+        raise BadInput(f"{name} generation {record.generation} is already everywhere: give the new value "
+                       "(--from-file, --stdin, or a terminal)")
+    else:
+        err(f"continuing the rotation of {name} to generation {record.generation}")
+    installed = _deploy(playbook_for([name]), inventory, None, serial=serial, progress=output_format == "table")
+    done = sorted(h for h, o in installed.outcomes.items() if o.status in ("ok", "changed"))
+    code = _finish(installed, output_format)
+    if done:  # verified on these (the step re-probes after installing): their old generation can go
+        retired = _deploy(playbook_for([name], retire=True), inventory, ":".join(done), progress=False)
+        code = max(code, _finish(retired, output_format)) if output_format == "table" else code
+    _mark_complete(name, installed)
+    left = sorted(set(record.hosts) - set(done))
+    if left:
+        err(f"{name}: {len(left)} host(s) still on an older generation: {', '.join(left)}; "
+            f"run `zetactl creds rotate {name}` again when they are back")
+    raise typer.Exit(code)
+
+
+def verify(
+    names: Annotated[list[str] | None, typer.Argument(help="Credentials to verify (default: all).")] = None,
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    limit: LimitOpt = None,
+    warn_days: Annotated[int, typer.Option("--warn-days", help="Flag credentials expiring within this many "
+                                           "days.")] = 14,
+    output_format: FormatOpt = "table",
+) -> None:
+    """Check that each host has its credentials: present, right generation, owner and mode, not expired.
+
+    Exit 0 when all hold, 2 when one does not, 3 when a host could not be reached.
+
+    Example: zetactl creds verify -i inventory/hosts.yml
+    """
+    from zetactl.creds import store
+    from zetactl.creds.push import playbook_for
+
+    check_format(output_format)
+    chosen = names or store.names()
+    result = _deploy(playbook_for(chosen), inventory, limit, check=True, progress=False)
+    code = _finish(result, output_format, check=True)
+    drift = any(o.count("changed") for o in result.outcomes.values())
+    soon = [(n, store.load(n).not_after) for n in chosen]
+    for name, not_after in soon:
+        if not_after and not_after - time.time() < warn_days * 86400:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(not_after))
+            err(f"{name}: expires {when}" + (" (EXPIRED)" if not_after < time.time() else ""))
+            drift = True
+    if drift and code == 0:
+        code = int(ExitCode.FAILED)
+    raise typer.Exit(code)
+
+
+def list_(
+    inventory: InventoryOpt = None,  # type: ignore[assignment]
+    live: Annotated[bool, typer.Option("--live", help="Also read each node's markers over SSH.")] = False,
+    output_format: FormatOpt = "table",
+) -> None:
+    """Which generation of which credential is on which host (records; with --live, the nodes' markers).
+
+    Example: zetactl creds list --live -i inventory/hosts.yml
+    """
+    from zetactl.creds import store
+
+    check_format(output_format)
+    records = [store.load(n) for n in store.names()]
+    markers: dict[str, dict[str, str]] = {}
+    if live and records:
+        markers = _live_markers(inventory, sorted({h for r in records for h in r.hosts}))
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        for host in sorted(record.hosts):
+            row: dict[str, Any] = {"name": record.name, "host": host, "generation": record.generation,
+                                   "state": record.state, "path": record.target.path,
+                                   "expires": record.not_after or None}
+            if live:
+                row["on_node"] = markers.get(host, {}).get(record.name, "unreachable" if host not in markers
+                                                           else "absent")
+            rows.append(row)
+    if output_format == "json":
+        print_json(sys.stdout, {"credentials": rows})
+        return
+    table = [[r["name"], r["host"], r["generation"], r["state"], r["path"],
+              time.strftime("%Y-%m-%d", time.gmtime(r["expires"])) if r["expires"] else "never",
+              *([r["on_node"]] if live else [])] for r in rows]
+    headers = ["name", "host", "generation", "state", "path", "expires", *(["on node"] if live else [])]
+    sys.stdout.write(tabulate(table, headers=headers) + "\n")
+
+
+def _live_markers(inventory: Path | None, hosts: list[str]) -> dict[str, dict[str, str]]:
+    import asyncio
+
+    from zetactl.adhoc import run_command
+    from zetactl.transport import ConnectOptions
+
+    inv = load_inventory(inventory_path(inventory))
+    script = ("for f in /var/lib/zeta/creds/*.meta; do [ -f \"$f\" ] || continue; n=${f##*/}; "
+              "echo \"${n%.meta} $(sed -n 's/^generation //p' \"$f\")\"; done")
+    results = asyncio.run(run_command([inv.host(h) for h in hosts if h in inv.hosts], script, forks=100,
+                                      timeout=30, options=ConnectOptions()))
+    found: dict[str, dict[str, str]] = {}
+    for r in results:
+        if r.status != "unreachable":
+            found[r.host] = {line.split()[0]: f"generation {line.split()[1]}" for line in r.stdout.splitlines()
+                             if len(line.split()) == 2}
+    return found
+
+
+
+COMMANDS = {"seal": seal, "push": push, "rotate": rotate, "verify": verify, "list": list_}

@@ -1,0 +1,127 @@
+"""The controller's credential records: sealed envelopes per generation and node, never a value.
+
+    $ZETACTL_HOME/creds/NAME/credential.json   name, generation, target, per-host node id + digest
+    $ZETACTL_HOME/creds/NAME/GEN/HOST.age      the envelope sealed to HOST's pinned host key
+
+Files are 0600 in 0700 directories and written with temp file + rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zetactl.creds.envelope import check_name, make_header, seal
+from zetactl.errors import BadInput
+from zetactl.inventory import Host
+from zetactl.paths import state_dir
+from zetactl.secret import Secret
+
+
+def creds_dir() -> Path:
+    return state_dir() / "creds"
+
+
+@dataclass
+class Target:
+    path: str
+    mode: str = "0400"
+    owner: str = "root"
+    group: str = "root"
+    units: tuple[str, ...] = ()
+
+
+@dataclass
+class Record:
+    name: str
+    generation: int
+    target: Target
+    not_after: int
+    created: int
+    hosts: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> {node, digest}
+    state: str = "complete"  # "pending" while a rotation has not reached every host
+
+    @property
+    def dir(self) -> Path:
+        return creds_dir() / self.name
+
+    def envelope_path(self, host: str, generation: int | None = None) -> Path:
+        return self.dir / str(generation or self.generation) / f"{host}.age"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "generation": self.generation, "state": self.state,
+                "target": {"path": self.target.path, "mode": self.target.mode, "owner": self.target.owner,
+                           "group": self.target.group, "units": list(self.target.units)},
+                "not_after": self.not_after, "created": self.created, "hosts": self.hosts}
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load(name: str) -> Record:
+    path = creds_dir() / check_name(name) / "credential.json"
+    if not path.is_file():
+        raise BadInput(f"no credential named {name!r} (seal it first: zetactl creds seal {name} --hosts PATTERN)")
+    data = json.loads(path.read_text())
+    target = data["target"]
+    return Record(name=data["name"], generation=int(data["generation"]),
+                  target=Target(target["path"], target["mode"], target["owner"], target["group"],
+                                tuple(target["units"])),
+                  not_after=int(data["not_after"]), created=int(data["created"]), hosts=data["hosts"],
+                  state=data.get("state", "complete"))
+
+
+def names() -> list[str]:
+    root = creds_dir()
+    return sorted(p.name for p in root.iterdir() if (p / "credential.json").is_file()) if root.is_dir() else []
+
+
+def save(record: Record) -> None:
+    _write(record.dir / "credential.json", (json.dumps(record.to_json(), indent=1) + "\n").encode())
+
+
+def host_key(host: Host) -> str:
+    """The host's pinned ssh-ed25519 key line (the recipient its envelopes are sealed to)."""
+    from zetactl.transport.known_hosts import host_patterns  # loads the SSH stack: only when sealing
+
+    if not host.known_hosts.is_file():
+        raise BadInput(f"{host.name}: no pinned host key ({host.known_hosts} missing): pin it with "
+                       f"zetactl node trust {host.name} --fingerprint SHA256:...")
+    patterns = set(host_patterns(host))
+    for line in host.known_hosts.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and not line.startswith("#") and set(parts[0].split(",")) & patterns \
+                and parts[1] == "ssh-ed25519":
+            return f"{parts[1]} {parts[2]}"
+    raise BadInput(f"{host.name}: no pinned ssh-ed25519 host key in {host.known_hosts} (age seals to ed25519 keys)")
+
+
+def node_id(host: Host) -> str:
+    return str(host.vars.get("zeta_node_id") or host.name)
+
+
+def seal_for_hosts(name: str, value: Secret, hosts: list[Host], target: Target, *, not_after: int,
+                   recovery: tuple[str, ...] = (), previous: Record | None = None) -> Record:
+    """Seal a new generation of NAME to each host; the record becomes `pending` until pushed."""
+    generation = (previous.generation + 1) if previous else 1
+    record = Record(name=name, generation=generation, target=target, not_after=not_after,
+                    created=int(time.time()), state="pending")
+    for host in hosts:
+        header = make_header(node_id(host), name, generation, value, not_after=not_after, path=target.path,
+                             mode=target.mode, owner=target.owner, group=target.group, units=target.units)
+        _write(record.envelope_path(host.name), seal(header, value, [host_key(host), *recovery]))
+        record.hosts[host.name] = {"node": header.node, "digest": header.digest}
+    save(record)
+    return record
