@@ -61,7 +61,32 @@ for module, name in ((inventory_cmd, "inventory"), (runs_cmd, "runs"), (lab_cmd,
     app.add_typer(group, name=name)
 
 
+def setup_logging() -> None:
+    """ZETACTL_LOG=debug|info|warning turns on logging (asyncssh's too) to stderr or ZETACTL_LOG_FILE.
+
+    Every handler gets the secret-redacting filter; secrets never reach a log line by design
+    (they travel as file content or stdin only), the filter is the backstop.
+    """
+    import logging
+    import os
+
+    from zetactl.secret import install_redaction
+
+    level = os.environ.get("ZETACTL_LOG", "").upper()
+    if level:
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            err(f"ZETACTL_LOG: expected debug, info, warning or error, not {level.lower()!r}")
+            sys.exit(ExitCode.BAD_INPUT)
+        file = os.environ.get("ZETACTL_LOG_FILE")
+        handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logging.basicConfig(level=level, handlers=[handler])
+        logging.getLogger("asyncssh").setLevel(level)
+    install_redaction()
+
+
 def main() -> None:
+    setup_logging()
     try:
         app()
     except SystemExit as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import sys
 import time
@@ -304,4 +305,114 @@ def _live_markers(inventory: Path | None, hosts: list[str]) -> dict[str, dict[st
 
 
 
-COMMANDS = {"seal": seal, "push": push, "rotate": rotate, "verify": verify, "list": list_}
+PassFdOpt = Annotated[int | None, typer.Option("--passphrase-fd", help="Read the passphrase from this open file "
+                                               "descriptor (e.g. 3 with `3< file`).")]
+PassFileOpt = Annotated[Path | None, typer.Option("--passphrase-file", help="Read the passphrase from a file of "
+                                                  "mode 0600 or stricter.")]
+
+
+def read_passphrase(fd: int | None, file: Path | None, *, confirm: bool) -> Secret:
+    """The passphrase from a descriptor, a 0600 file, or the terminal; never argv or the environment."""
+    from zetactl.creds.envelope import read_passphrase_file
+
+    if fd is not None and file is not None:
+        raise BadInput("give --passphrase-fd or --passphrase-file, not both")
+    if file is not None:
+        try:
+            return read_passphrase_file(str(file))
+        except FileNotFoundError:
+            raise BadInput(f"--passphrase-file {file}: no such file") from None
+    if fd is not None:
+        try:
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                data = fh.read().rstrip(b"\r\n")
+        except OSError as exc:
+            raise BadInput(f"--passphrase-fd {fd}: {exc.strerror}") from None
+        if not data:
+            raise BadInput(f"--passphrase-fd {fd}: empty passphrase")
+        return Secret(data)
+    if not sys.stdin.isatty():
+        raise BadInput("no passphrase: use --passphrase-fd N, --passphrase-file FILE (0600), or a terminal")
+    first = getpass.getpass("passphrase: ")
+    if confirm and getpass.getpass("passphrase (again): ") != first:
+        raise BadInput("the two passphrases differ")
+    if len(first) < 8:
+        raise BadInput("a passphrase has at least 8 characters")
+    return Secret(first)
+
+
+def seal_blob(
+    name: NameArg,
+    usb_id: Annotated[str, typer.Option("--usb-id", help="The boot USB's id (e.g. its filesystem UUID): the "
+                                        "blob opens only for it.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the blob (mode 0600).")],
+    from_file: FromFileOpt = None,
+    stdin: StdinOpt = False,
+    passphrase_fd: PassFdOpt = None,
+    passphrase_file: PassFileOpt = None,
+    path: Annotated[str | None, typer.Option("--path", help="Where the value is restored (tmpfs).")] = None,
+    mode: Annotated[str, typer.Option("--mode")] = "0400",
+    expires: Annotated[str, typer.Option("--expires", help="Lifetime: 90d, 12h, 30m or never.")] = "never",
+) -> None:
+    """Seal NAME with a passphrase (age scrypt) for a boot USB, bound to the USB's id.
+
+    Example: zetactl creds seal-blob k3s-token --usb-id 2F1A-77C0 --out /mnt/usb/zeta/k3s-token.age \\
+             --from-file ./k3s-token --passphrase-fd 3 3< ./passphrase
+    """
+    from zetactl.creds.envelope import make_header, seal_passphrase
+
+    if stdin and passphrase_fd == 0:
+        raise BadInput("the value and the passphrase cannot both come from stdin")
+    value = read_value(from_file, stdin, name)
+    passphrase = read_passphrase(passphrase_fd, passphrase_file, confirm=True)
+    header = make_header(f"usb:{usb_id}", name, 1, value, not_after=parse_expiry(expires),
+                         path=path or f"/run/zeta/creds/{name}", mode=mode)
+    blob = seal_passphrase(header, value, passphrase)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(blob)
+    err(f"sealed {name} for USB {usb_id} with a passphrase: {out}")
+
+
+def open_blob(
+    blob: Annotated[Path, typer.Argument(help="A blob made by `creds seal-blob`.")],
+    usb_id: Annotated[str, typer.Option("--usb-id", help="This USB's id: a blob for another USB is refused.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the value (mode from the blob, 0600 at "
+                                      "most); use a tmpfs path.")],
+    name: Annotated[str | None, typer.Option("--name", help="Refuse a blob holding another credential.")] = None,
+    passphrase_fd: PassFdOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Open a passphrase blob (the boot-time restore): check its USB id, name and expiry, write the value.
+
+    Example: zetactl creds open-blob /mnt/usb/zeta/k3s-token.age --usb-id 2F1A-77C0 --out /run/zeta/creds/k3s-token
+    """
+    from zetactl.creds.envelope import EnvelopeError, open_passphrase
+
+    try:
+        data = blob.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{blob}: {exc.strerror}") from None
+    passphrase = read_passphrase(passphrase_fd, passphrase_file, confirm=False)
+    try:
+        header, value = open_passphrase(data, passphrase)
+    except EnvelopeError as exc:
+        raise BadInput(f"{blob}: refused: {exc}") from None
+    if header.node != f"usb:{usb_id}":
+        raise BadInput(f"{blob}: refused: sealed for {header.node}, not usb:{usb_id}")
+    if name is not None and header.name != name:
+        raise BadInput(f"{blob}: refused: holds credential {header.name!r}, not {name!r}")
+    if header.not_after and header.not_after < time.time():
+        expired = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(header.not_after))
+        raise BadInput(f"{blob}: refused: expired at {expired}")
+    tmp = out.with_name(f".{out.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(value.reveal())
+    os.chmod(tmp, int(header.mode, 8) & 0o600 or 0o400)
+    os.replace(tmp, out)
+    err(f"restored {header.name} (generation {header.generation}) to {out}")
+
+
+COMMANDS = {"seal": seal, "push": push, "rotate": rotate, "verify": verify, "list": list_,
+            "seal-blob": seal_blob, "open-blob": open_blob}

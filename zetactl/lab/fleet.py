@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -226,6 +228,16 @@ class Lab:
         self.stop_node(name)
         self.start_node(name)
 
+    def insert_usb(self, name: str, blobs: list[Path], usb_id: str, passphrase_file: Path) -> Path:
+        """Put a boot "USB" in a node: its blobs, its id and the passphrase (read at the next boot)."""
+        usb = self.dir / "nodes" / self.node(name).name / "usb"
+        usb.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for blob in blobs:
+            shutil.copyfile(blob, usb / blob.name)
+        write(usb / "usb-id", usb_id + "\n")
+        write(usb / "passphrase", passphrase_file.read_bytes(), 0o600)
+        return usb
+
     def freeze(self, name: str) -> None:
         """A hung machine: every process of the node stops (TCP still connects, nothing answers)."""
         self._signal_all(self.node(name), signal.SIGSTOP)
@@ -264,7 +276,8 @@ class Lab:
         try:
             return subprocess.Popen(
                 ["unshare", "--mount", "--uts", "--propagation", "private",
-                 "sh", "-c", BOOT_SCRIPT, "boot", str(node_dir), spec.name, str(BIN_DIR)],
+                 "sh", "-c", BOOT_SCRIPT, "boot", str(node_dir), spec.name, str(BIN_DIR),
+                 f"{shlex.quote(sys.executable)} -m zetactl"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             )
         finally:

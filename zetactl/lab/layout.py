@@ -310,7 +310,7 @@ MODULES = {
 # Runs as the node's first process inside `unshare --mount --uts`, then becomes its sshd.
 BOOT_SCRIPT = r"""
 set -eu
-node_dir="$1"; name="$2"; bin_dir="$3"
+node_dir="$1"; name="$2"; bin_dir="$3"; restore="$4"
 hostname "$name"
 # Bind what the node needs from the machine before /run and /tmp are covered by fresh tmpfs.
 mount --bind "$bin_dir" /usr/local/sbin
@@ -349,6 +349,20 @@ done
 for f in $(grep -l '^ExecStart=[-@:+!]*/bin/false' /etc/systemd/system/*.wants/* 2>/dev/null); do
   echo failed > "/run/zeta-lab/units/${f##*/}"
 done
+# zeta-restore.service: credentials on the node's boot "USB" (DIR/nodes/NAME/usb: *.age blobs from
+# `zetactl creds seal-blob`, its usb-id, and a 0600 passphrase file standing in for the console prompt)
+# are opened into /run/zeta/creds at boot. The restore tool is zetactl's `creds open-blob`.
+if [ -d "$N/usb" ]; then
+  mkdir -p /run/zeta/creds; chmod 0755 /run/zeta /run/zeta/creds; state=active
+  for blob in "$N"/usb/*.age; do
+    [ -f "$blob" ] || continue
+    cred=${blob##*/}; cred=${cred%.age}
+    $restore creds open-blob "$blob" --usb-id "$(cat "$N/usb/usb-id")" --name "$cred" \
+      --out "/run/zeta/creds/$cred" --passphrase-file "$N/usb/passphrase" >> /run/zeta-lab/restore.log 2>&1 \
+      || state=failed
+  done
+  echo "$state" > /run/zeta-lab/units/zeta-restore.service
+fi
 # The booted generation decides whether sshd answers on port 22 (`# zeta-lab: break-network`: port 2).
 port=22
 grep -qx break-network "$system/zeta-lab-flags" 2>/dev/null && port=2
