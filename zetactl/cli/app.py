@@ -12,6 +12,7 @@ import typer
 from zetactl.cli import agents as agents_cmd
 from zetactl.cli import creds as creds_cmd
 from zetactl.cli import deploy as deploy_cmd
+from zetactl.cli import health as health_cmd
 from zetactl.cli import inventory as inventory_cmd
 from zetactl.cli import lab as lab_cmd
 from zetactl.cli import node as node_cmd
@@ -53,6 +54,7 @@ app = typer.Typer(
 register(app, "deploy", deploy_cmd.deploy)
 register(app, "plan", deploy_cmd.plan)
 register(app, "run", deploy_cmd.run)
+register(app, "health", health_cmd.health)
 for module, name in ((inventory_cmd, "inventory"), (runs_cmd, "runs"), (lab_cmd, "lab"), (node_cmd, "node"),
                      (agents_cmd, "agents"), (creds_cmd, "creds")):
     group = typer.Typer(help=module.__doc__, no_args_is_help=True)

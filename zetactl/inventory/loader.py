@@ -18,10 +18,16 @@ from zetactl.inventory.model import Group, Host, Inventory
 from zetactl.yamlsrc import Located, load_yaml
 
 GROUP_KEYS = {"hosts", "children", "vars"}
-# Connection settings we honour; other ansible_*/zeta_* keys are typos and rejected.
+# The ansible_*/zeta_* names we know (connection, health, shipped playbooks); others are typos: rejected.
 CONNECTION_VARS = {
     "ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
     "zeta_known_hosts", "zeta_role", "zeta_node_id", "zeta_host_key_fingerprint",
+    # health sweep settings (docs/health.md)
+    "zeta_health_checks", "zeta_health_disks", "zeta_health_disk_warn", "zeta_health_disk_crit",
+    "zeta_health_mem_warn", "zeta_health_mem_crit", "zeta_health_skew_warn", "zeta_health_skew_crit",
+    "zeta_health_cred_warn_days",
+    # variables the shipped playbooks read (playbooks/*.yml)
+    "zeta_cluster", "zeta_agents", "zeta_agent_defaults", "zeta_agent_overrides", "zeta_hubs",
 }
 # Ansible settings that make no sense for zetactl but appear in existing inventories: accepted,
 # ignored. (Host-key options in them are never honoured: checking is always on.)

@@ -1,0 +1,56 @@
+"""Sweep history in SQLite: each finding knows since when it has been in its current severity."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from zetactl.health.checks import HostHealth, Severity
+from zetactl.paths import state_dir
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS findings (
+  sweep REAL NOT NULL, host TEXT NOT NULL, check_name TEXT NOT NULL,
+  severity INTEGER NOT NULL, message TEXT NOT NULL, since REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS findings_host ON findings (host, check_name, sweep);
+CREATE INDEX IF NOT EXISTS findings_sweep ON findings (sweep);
+"""
+
+
+def database(path: Path | None = None) -> sqlite3.Connection:
+    db_path = path or state_dir() / "health.sqlite"
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path, timeout=10)
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def record(conn: sqlite3.Connection, results: Sequence[HostHealth], *, keep_days: float = 30,
+           now: float | None = None) -> dict[tuple[str, str], float]:
+    """Store this sweep; returns (host, check) -> since (start of the current severity streak)."""
+    now = now or time.time()
+    previous = {(h, c): (s, since) for h, c, s, since in conn.execute(
+        "SELECT host, check_name, severity, since FROM findings WHERE sweep = (SELECT MAX(sweep) FROM findings)")}
+    since_of: dict[tuple[str, str], float] = {}
+    rows = []
+    for health in results:
+        for finding in health.findings:
+            key = (health.host, finding.check)
+            before = previous.get(key)
+            since = before[1] if before and before[0] == int(finding.severity) else now
+            since_of[key] = since
+            rows.append((now, health.host, finding.check, int(finding.severity), finding.message, since))
+    with conn:
+        conn.executemany("INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("DELETE FROM findings WHERE sweep < ?", (now - keep_days * 86400,))
+    return since_of
+
+
+def host_history(conn: sqlite3.Connection, host: str, limit: int = 50) -> list[tuple[float, str, str, str, float]]:
+    """The host's non-OK findings, newest first: (sweep time, check, severity, message, since)."""
+    return [(sweep, check, Severity(severity).name, message, since) for sweep, check, severity, message, since in
+            conn.execute("SELECT sweep, check_name, severity, message, since FROM findings WHERE host = ? "
+                         "AND severity > 0 ORDER BY sweep DESC, check_name LIMIT ?", (host, limit))]
