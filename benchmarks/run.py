@@ -581,7 +581,20 @@ load averages above tell how busy it was (Ansible's forks alone push it past 30)
 within a row rather than absolute times across runs.
 """
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    DOC.write_text(text + kept_sections())
+
+
+def kept_sections() -> str:
+    """Sections other benchmarks keep in docs/benchmarks.md (between <!-- NAME:begin/end --> markers)."""
+    if not DOC.exists():
+        return ""
+    old = DOC.read_text()
+    kept = []
+    for start in re.finditer(r"<!-- (\w+):begin -->", old):
+        end = old.find(f"<!-- {start.group(1)}:end -->", start.end())
+        if end > 0:
+            kept.append(old[start.start():end + len(f"<!-- {start.group(1)}:end -->")])
+    return "".join(f"\n{section}\n" for section in kept)
 
 
 # -- main --------------------------------------------------------------------------------------
