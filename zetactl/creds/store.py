@@ -61,6 +61,8 @@ class Record:
 
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for directory in (creds_dir(), *[p for p in path.parents if creds_dir() in p.parents]):
+        directory.chmod(0o700)  # mkdir's mode applies to the last folder only
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:

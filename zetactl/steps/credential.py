@@ -139,6 +139,13 @@ tail -c +"$((hl + 1))" "$W/plain" > "$W/value"
 [ "$({ printf '%s' "$(h salt)"; cat "$W/value"; } | sha256sum | cut -d' ' -f1)" = "$(h digest)" ] \
   || refuse "the value does not match its digest"
 path=$(h path); mode=$(h mode); owner=$(h owner); group=$(h group)
+case "$path" in
+  */../*|*/..) refuse "path $path climbs out of /run" ;;
+  /run/?*) ;;
+  *) refuse "path $path is not under /run (tmpfs)" ;;
+esac
+case "$mode" in [0-7][0-7][0-7]|0[0-7][0-7][0-7]) ;; *) refuse "mode $mode is not octal" ;; esac
+[ $((0$mode & 0037)) -eq 0 ] || refuse "mode $mode lets others (or the group) write or read it"
 chown "$owner:$group" "$W/value" || refuse "owner $owner:$group does not exist on this node"
 chmod "$mode" "$W/value"
 mv -f "$W/value" "$G/.$gen.tmp" && mv -f "$G/.$gen.tmp" "$G/$gen"
