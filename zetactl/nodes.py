@@ -1,0 +1,278 @@
+"""Node identity: register a new machine, rotate from a bootstrap key to a per-node key, retire it.
+
+Never lock the operator out: a key is removed only after the one replacing it was proven over a
+fresh connection, and the inventory points at a working key at every step, so an interruption
+anywhere leaves a way in and a re-run finishes the job. Host keys: first contact is an explicit
+trust decision (a fingerprint given out of band, or a confirmation on a terminal), then pinned.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import asyncssh
+
+from zetactl.errors import BadInput, Unreachable, ZetaError
+from zetactl.inventory import Host, Inventory, load_inventory, writer
+from zetactl.paths import state_dir
+from zetactl.steps.base import q
+from zetactl.transport import ConnectOptions, connect, fingerprint, offered_key, run
+from zetactl.transport.known_hosts import host_patterns, pin
+
+AUTHORIZED_KEYS = "/etc/ssh/authorized_keys.d/{user}"
+FLOOR_CONTROL_PLANE = 3
+KEY_LINE = re.compile(r"^ssh-ed25519 [A-Za-z0-9+/=]+( [A-Za-z0-9@._:-]{0,64})?$")
+
+
+class IdentityError(ZetaError):
+    pass
+
+
+def fault_point(name: str) -> None:
+    """Test hook: ZETACTL_FAULT=<name> kills the process here, like a cut connection or a dead laptop."""
+    if os.environ.get("ZETACTL_FAULT") == name:
+        os._exit(137)
+
+
+def key_dir(name: str) -> Path:
+    return state_dir() / "keys" / name
+
+
+def public_line(private_key: Path) -> str:
+    pub = private_key.with_name(private_key.name + ".pub")
+    if pub.is_file():
+        line = pub.read_text().strip()
+    else:
+        line = asyncssh.read_private_key(str(private_key)).export_public_key("openssh").decode().strip()
+    key_type, blob = line.split()[:2]
+    return f"{key_type} {blob}"
+
+
+def node_key(name: str) -> Path:
+    """The per-node identity (made once, kept in $ZETACTL_HOME/keys/NAME, 0600)."""
+    path = key_dir(name) / "id_ed25519"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = asyncssh.generate_private_key("ssh-ed25519", comment=f"zetactl-{name}")
+        tmp = path.with_name(".id_ed25519.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.export_private_key())
+        os.replace(tmp, path)
+        path.with_name("id_ed25519.pub").write_bytes(key.export_public_key())
+    return path
+
+
+def add_key_script(user: str, line: str) -> str:
+    """Append the key if its blob is not there yet: temp file + rename, no line dropped or doubled."""
+    blob = line.split()[1]
+    path = AUTHORIZED_KEYS.format(user=user)
+    return f"""set -eu
+f={q(path)}; mkdir -p "$(dirname "$f")"; touch "$f"
+if grep -qF -- {q(blob)} "$f"; then echo present; else
+  t="$f.zeta-tmp.$$"; cp -p "$f" "$t"
+  [ -z "$(tail -c 1 "$f")" ] || echo >> "$t"
+  printf '%s\\n' {q(line)} >> "$t"; chmod 0644 "$t"; mv -f "$t" "$f"; echo installed
+fi
+"""
+
+
+def remove_keys_script(user: str, blobs: list[str]) -> str:
+    path = AUTHORIZED_KEYS.format(user=user)
+    patterns = " ".join(f"-e {q(b)}" for b in blobs)
+    return f"""set -eu
+f={q(path)}
+if [ -f "$f" ]; then
+  t="$f.zeta-tmp.$$"
+  grep -vF {patterns} "$f" > "$t" || true
+  chmod --reference="$f" "$t"; mv -f "$t" "$f"; echo removed
+fi
+"""
+
+
+async def _run(host: Host, script: str, options: ConnectOptions, command: str = "sh") -> str:
+    async with await connect(host, options) as conn:
+        result = await run(conn, command, script)
+    if result.exit_status != 0:
+        raise IdentityError(f"{host.name}: remote step failed (exit {result.exit_status}): "
+                            f"{str(result.stderr).strip()[-300:]}")
+    return str(result.stdout)
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    fingerprint: str
+    node_id: str
+    mode: str  # homelab | bootstrap
+
+
+async def register(inventory: Path, name: str, address: str, role: str, *, port: int = 22, user: str = "root",
+                   expected: str | None, bootstrap_key: Path | None, confirm: Callable[[str], bool] | None,
+                   options: ConnectOptions) -> Registration:
+    inv = load_inventory(inventory)
+    if name in inv.hosts:
+        raise BadInput(f"{name} is already in {inventory}")
+    template = _template_host(inv)
+    operator_key = template.key_file
+    host = replace(template, name=name, address=address, port=port, user=user,
+                   key_file=bootstrap_key or operator_key, groups=("all", role.replace("-", "_")), vars={})
+    # first contact: an explicit trust decision, then the key is pinned
+    offered = await offered_key(host, options.connect_timeout)
+    seen = fingerprint(offered)
+    if expected is not None:
+        if seen != expected:
+            raise IdentityError(f"{name} ({address}) offers {seen}, not {expected}: nothing was pinned or changed")
+    elif confirm is None:
+        raise BadInput(f"{name} offers {seen}: first contact needs --host-key-fingerprint (checked out of band), "
+                       "or a terminal to confirm it")
+    elif not confirm(seen):
+        raise IdentityError(f"{seen} not confirmed: nothing was pinned or changed")
+    pin(host.known_hosts, host, offered)
+    node_id = uuid.uuid4().hex
+    if operator_key is None:
+        raise BadInput("no operator key: set ansible_ssh_private_key_file in the inventory's all: vars")
+    if bootstrap_key is not None:  # production mode: the node only runs its bootstrap command for this key
+        info = await _run(host, "", options, "zeta-bootstrap info")
+        if "hostname" not in info:
+            raise IdentityError(f"{name}: the bootstrap key did not reach the installer's bootstrap command")
+        answer = await _run(host, "", options, f"zeta-bootstrap set-node-id {node_id}")
+        node_id = answer.strip().split()[-1] if answer.strip() else node_id
+        await _run(host, public_line(operator_key) + " zetactl-operator\n", options, "zeta-bootstrap install-key")
+        as_operator = replace(host, key_file=operator_key)
+        await _run(as_operator, REGISTERED_MARKER.format(by=q(os.uname().nodename)), options)
+        mode = "bootstrap"
+    else:
+        script = (add_key_script(user, public_line(operator_key) + " zetactl-operator")
+                  + f"mkdir -p /etc/zeta; [ -s /etc/zeta/node-id ] || printf '%s\\n' {q(node_id)} > /etc/zeta/node-id\n"
+                  + REGISTERED_MARKER.format(by=q(os.uname().nodename)))
+        node_id = (await _run(host, script, options)).strip().splitlines()[-1]
+        mode = "homelab"
+    values: dict[str, object] = {"ansible_host": address, "zeta_role": role, "zeta_node_id": node_id}
+    if port != 22:
+        values["ansible_port"] = port
+    if user != template.user:
+        values["ansible_user"] = user
+    if bootstrap_key is not None:  # removed by `node rotate-identity`
+        values["zeta_bootstrap_key"] = str(bootstrap_key.absolute())
+    writer.add_host(inventory, role.replace("-", "_"), name, values)
+    return Registration(name, seen, node_id, mode)
+
+
+REGISTERED_MARKER = """mkdir -p /var/lib/zeta/state
+printf 'registered %s\\nnode_id %s\\nby %s\\n' "$(date +%s)" "$(cat /etc/zeta/node-id)" {by} \\
+  > /var/lib/zeta/state/registered
+cat /etc/zeta/node-id
+"""
+
+
+def _template_host(inv: Inventory) -> Host:
+    """Connection defaults for a host not in the inventory yet (the `all` group's settings)."""
+    defaults = inv.groups["all"].vars if "all" in inv.groups else {}
+    base = inv.path.parent
+    key = defaults.get("ansible_ssh_private_key_file")
+    return Host(name="new-host", address="", port=int(defaults.get("ansible_port", 22)),
+                user=str(defaults.get("ansible_user", "root")),
+                key_file=(base / Path(str(key)).expanduser()) if key else None,
+                known_hosts=base / Path(str(defaults.get("zeta_known_hosts", "known_hosts"))).expanduser(),
+                groups=("all",), vars={})
+
+
+async def rotate_identity(inventory: Path, name: str, options: ConnectOptions) -> str:
+    """Install a per-node key, prove it, point the inventory at it, remove the old keys, prove them refused.
+
+    The old keys are the one the inventory used (the operator's) and the installer's bootstrap key
+    (`zeta_bootstrap_key`, set by `node register --bootstrap-key`). At every point at least one key
+    logs in and the inventory names one that does: a re-run after any interruption finishes the job.
+    """
+    inv = load_inventory(inventory)
+    host = inv.host(name)
+    new_key = node_key(name)
+    bootstrap = host.vars.get("zeta_bootstrap_key")
+    old_keys = [k for k in (host.key_file, Path(str(bootstrap)) if bootstrap else None)
+                if k is not None and k.exists() and k.resolve() != new_key.resolve()]
+    as_new = replace(host, key_file=new_key)
+    if host.key_file is not None and host.key_file.resolve() == new_key.resolve() and not old_keys:
+        return "already on its per-node key"
+    new_line = public_line(new_key) + f" zetactl-node-{name}"
+    try:
+        await _run(as_new, "true", options)
+        installed = "was already installed"
+    except Unreachable:
+        await _run(host, add_key_script(host.user, new_line), options)
+        installed = "installed"
+    fault_point("rotate:installed")
+    # prove the new key over a fresh connection, with a full shell
+    if (await _run(as_new, "echo proven", options)).strip() != "proven":
+        raise IdentityError(f"{name}: the per-node key logs in but gives no shell; the old keys stay")
+    writer.set_host_var(inventory, name, "ansible_ssh_private_key_file", str(new_key))
+    fault_point("rotate:switched")
+    blobs = [public_line(k).split()[1] for k in old_keys]
+    if blobs:
+        await _run(as_new, remove_keys_script(host.user, blobs), options)
+    for old in old_keys:
+        try:
+            await _run(replace(host, key_file=old), "true", options)
+        except Unreachable as exc:
+            if "refused" not in str(exc):
+                raise IdentityError(f"{name}: could not prove {old} refused: {exc}") from None
+            continue
+        raise IdentityError(f"{name}: {old} still logs in after its removal")
+    if bootstrap:
+        writer.set_host_var(inventory, name, "zeta_bootstrap_key", None)
+    return (f"per-node key {installed} and proven; " +
+            (f"{len(old_keys)} old key(s) removed and proven refused" if old_keys else "no old key to remove"))
+
+
+async def retire(inventory: Path, name: str, options: ConnectOptions, *, force: bool) -> list[str]:
+    inv = load_inventory(inventory)
+    host = inv.host(name)
+    done: list[str] = []
+    if "control_plane" in host.groups or host.role in ("control-plane", "control_plane"):
+        left = [h for h in inv.group_hosts("control_plane") if h != name]
+        if len(left) < FLOOR_CONTROL_PLANE and not force:
+            raise IdentityError(f"{name} is a control-plane node: retiring it leaves {len(left)} (quorum and the "
+                                f"agent floor need {FLOOR_CONTROL_PLANE}); --force to retire anyway")
+    from zetactl.creds import store
+
+    for cred in store.names():
+        record = store.load(cred)
+        if name in record.hosts:
+            del record.hosts[name]
+            for envelope in record.dir.glob(f"*/{name}.age"):
+                envelope.unlink()
+            store.save(record)
+            done.append(f"no longer sealing {cred}")
+    blobs = [public_line(k).split()[1] for k in {host.key_file, _template_host(inv).key_file} if k and k.exists()]
+    marker = ("mkdir -p /var/lib/zeta/state; printf 'retired %s\\n' \"$(date +%s)\" > /var/lib/zeta/state/retired\n"
+              + remove_keys_script(host.user, blobs))
+    try:
+        await _run(host, marker, options)
+        done.append("marked retired on the node; operator and per-node keys removed")
+    except Unreachable as exc:
+        done.append(f"node unreachable ({exc}): its keys could not be removed there")
+    writer.remove_host(inventory, name)
+    _unpin(host)
+    done.append(f"removed from {inventory} and its known_hosts")
+    return done
+
+
+def _unpin(host: Host) -> None:
+    if not host.known_hosts.is_file():
+        return
+    patterns = host_patterns(host)
+    lines = host.known_hosts.read_text().splitlines()
+    kept = [line for line in lines if not (line.split() and set(line.split()[0].split(",")) & patterns)]
+    tmp = host.known_hosts.with_name(host.known_hosts.name + ".tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept))
+    os.replace(tmp, host.known_hosts)
+
+
+def now() -> float:
+    return time.time()
