@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, check_format, err
 from zetactl.lab import Lab
+from zetactl.lab.layout import fingerprint
 from zetactl.paths import default_lab_dir
 from zetactl.report import print_json
 
@@ -35,6 +36,37 @@ def up(count: Annotated[int, typer.Argument(help="Number of nodes.", min=1)] = 1
     lab = _lab(directory, subnet)
     nodes = lab.up(count, timeout=timeout)
     err(f"lab: {len(nodes)} nodes up in {lab.dir}\n  inventory:   {lab.inventory}\n  known_hosts: {lab.known_hosts}")
+
+
+def fresh(count: Annotated[int, typer.Argument(help="Number of new nodes.", min=1)],
+          bootstrap_key: Annotated[Path, typer.Option("--bootstrap-key", help="The installer's bootstrap public "
+                                                      "key (ssh-ed25519 line): root's only authorized key.")],
+          directory: DirOpt = None, output_format: FormatOpt = "table",
+          timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every sshd.")] = 120.0,
+          ) -> None:
+    """Start COUNT nodes fresh from the zeta USB installer (group "fresh", after the existing nodes).
+
+    They are NOT in DIR/known_hosts nor DIR/inventory.yml; root accepts only the bootstrap key, whose forced
+    command is zeta-bootstrap (info, install-key, set-node-id). Prints each node's address and host key
+    fingerprint (as read on its console; the key itself is DIR/nodes/NAME/host_key.pub).
+
+    Example: zetactl lab fresh 2 --bootstrap-key ~/.ssh/zeta-bootstrap.pub
+    """
+    check_format(output_format)
+    lab = _lab(directory)
+    nodes = lab.fresh(count, bootstrap_key, timeout=timeout)
+    rows = []
+    for node in nodes:
+        host_key = (lab.dir / "nodes" / node.name / "host_key.pub").read_text().strip()
+        rows.append({"node": node.name, "address": node.address, "fingerprint": fingerprint(host_key),
+                     "host_key": host_key})
+    if output_format == "json":
+        print_json(sys.stdout, rows)
+    else:
+        sys.stdout.write(tabulate([[r["node"], r["address"], r["fingerprint"] + " (ED25519)"] for r in rows],
+                                  headers=["node", "address", "host key fingerprint"]) + "\n")
+        err(f"lab: {len(nodes)} fresh nodes in {lab.dir}: not in known_hosts; host keys in "
+            f"{lab.dir / 'nodes'}/NAME/host_key.pub")
 
 
 def down(directory: DirOpt = None) -> None:
@@ -101,6 +133,6 @@ def rekey(node: NodeArg, directory: DirOpt = None) -> None:
 
 
 COMMANDS = {
-    "up": up, "down": down, "status": status, "stop": stop, "start": start, "freeze": freeze, "thaw": thaw,
-    "rekey": rekey, "reboot": reboot,
+    "up": up, "fresh": fresh, "down": down, "status": status, "stop": stop, "start": start, "freeze": freeze,
+    "thaw": thaw, "rekey": rekey, "reboot": reboot,
 }

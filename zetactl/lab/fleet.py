@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,11 @@ from zetactl.errors import LabError
 from zetactl.lab.layout import (
     BOOT_SCRIPT,
     DEFAULT_SUBNET,
+    FRESH_GROUP,
     OVERLAID,
     NodeSpec,
+    bootstrap_authorized_line,
+    ed25519_public_line,
     new_host_key,
     node_spec,
     seed_node,
@@ -59,6 +62,12 @@ class LabNode:
     def path(self, remote: str) -> Path:
         """A path as the node sees it, readable from the controller (through /proc/PID/root)."""
         return Path(f"/proc/{self.pid}/root") / remote.lstrip("/")
+
+
+def node_index(name: str) -> int:
+    """0-based index of lab-NNN (-1 for any other name)."""
+    number = name.removeprefix("lab-")
+    return int(number) - 1 if number != name and number.isdigit() else -1
 
 
 def process_start_time(pid: int) -> int:
@@ -171,17 +180,20 @@ class Lab:
             raise LabError("a lab needs at least one node")
         if count > 2000:
             raise LabError("a lab has at most 2000 nodes")
-        check_privileges()
-        if str(self.dir).startswith(FORBIDDEN_ROOTS):
-            raise LabError(f"the lab directory cannot live under {', '.join(FORBIDDEN_ROOTS)}: {self.dir}")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_dir()
         operator_pub = self._operator_key()
         if not 1 <= self.subnet <= 250 - count // 250:
             raise LabError(f"--subnet must leave room for {count} nodes in 127.0.x.y, not {self.subnet}")
         wanted = [node_spec(i, count, self.subnet) for i in range(count)]
         wanted_names = {s.name for s in wanted}
         current = {n.name: n for n in self.nodes()}
-        extra = [node for name, node in current.items() if name not in wanted_names]
+        # Fresh nodes (`fresh`) are not part of the fleet `up` sizes: never stopped by it, never taken over.
+        fresh = sorted(name for name, node in current.items() if node.group == FRESH_GROUP)
+        clash = [name for name in fresh if name in wanted_names]
+        if clash:
+            raise LabError(f"lab up {count} needs the names of fresh nodes ({', '.join(clash)}): "
+                           f"`zetactl lab down` first, or keep {len(current) - len(fresh)} nodes")
+        extra = [node for name, node in current.items() if name not in wanted_names and name not in fresh]
         self._stop(extra)
         for node in extra:
             del current[node.name]
@@ -190,6 +202,8 @@ class Lab:
             running = current.get(spec.name)
             if running and running.alive():
                 continue
+            if spec.name not in current:
+                self._drop_stale_fresh(spec.name)
             started.append((spec, self._start(spec, operator_pub)))
         for spec, proc in started:
             current[spec.name] = LabNode(
@@ -200,6 +214,46 @@ class Lab:
         self._write_known_hosts(wanted)
         self._write_inventory(wanted)
         return self.nodes()
+
+    def fresh(self, count: int, bootstrap_pub: Path, timeout: float = 60.0) -> list[LabNode]:
+        """Start `count` new nodes "fresh from the installer" after the existing ones (group "fresh").
+
+        Each has a new ed25519 host key, kept out of known_hosts and inventory.yml (first contact is an explicit
+        trust decision), also written to DIR/nodes/NAME/host_key.pub (the key as read on the console). root's
+        only authorized key is `bootstrap_pub`, restricted to the forced command zeta-bootstrap."""
+        if count < 1:
+            raise LabError("lab fresh needs at least one node")
+        try:
+            public = ed25519_public_line(bootstrap_pub.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise LabError(f"--bootstrap-key {bootstrap_pub}: {exc}") from None
+        self._prepare_dir()
+        current = self.nodes()
+        first = max((node_index(n.name) for n in current), default=-1) + 1
+        if first + count > 2000:
+            raise LabError("a lab has at most 2000 nodes")
+        if not 1 <= self.subnet <= 250 - (first + count - 1) // 250:
+            raise LabError(f"subnet {self.subnet} has no room for {first + count} nodes in 127.0.x.y")
+        specs = [replace(node_spec(i, i + 1, self.subnet), group=FRESH_GROUP) for i in range(first, first + count)]
+        taken = {n.address for n in current} & {s.address for s in specs}
+        if taken:
+            raise LabError(f"addresses already used by lab nodes: {', '.join(sorted(taken))}")
+        authorized = bootstrap_authorized_line(public)
+        operator_pub = self._operator_key()
+        started: list[LabNode] = []
+        try:
+            for spec in specs:
+                node_dir = self.dir / "nodes" / spec.name
+                if node_dir.exists():  # left by a node no longer in lab.json: this machine is reinstalled
+                    shutil.rmtree(node_dir)
+                host_pub = seed_node(node_dir, spec, operator_pub, authorized_keys=authorized)
+                write(node_dir / "host_key.pub", host_pub + b" root@" + spec.name.encode() + b"\n")
+                proc = self._start(spec, operator_pub)
+                started.append(LabNode(spec.name, spec.address, spec.group, proc.pid, process_start_time(proc.pid)))
+        finally:
+            self._save(current + started)
+        self._wait_listening(started, timeout)
+        return started
 
     def down(self) -> int:
         """Stop every node this lab started (by pid and start time); returns how many were running."""
@@ -256,10 +310,25 @@ class Lab:
         ssh_dir = self.dir / "nodes" / name / "upper" / "etc" / "ssh"
         write(ssh_dir / "ssh_host_ed25519_key", private, 0o600)
         write(ssh_dir / "ssh_host_ed25519_key.pub", public + b" root@" + name.encode() + b"\n")
+        if (self.dir / "nodes" / name / "host_key.pub").exists():  # a fresh node: the console shows the new key
+            write(self.dir / "nodes" / name / "host_key.pub", public + b" root@" + name.encode() + b"\n")
         self.start_node(name)
         return public.decode()
 
     # -- internals ---------------------------------------------------------------------------
+    def _prepare_dir(self) -> None:
+        check_privileges()
+        if str(self.dir).startswith(FORBIDDEN_ROOTS):
+            raise LabError(f"the lab directory cannot live under {', '.join(FORBIDDEN_ROOTS)}: {self.dir}")
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _drop_stale_fresh(self, name: str) -> None:
+        """A fresh node's files left after `down` are not reused as a fleet node's (they hold only the
+        bootstrap key): the node is seeded again."""
+        node_dir = self.dir / "nodes" / name
+        if (node_dir / "host_key.pub").exists():
+            shutil.rmtree(node_dir)
+
     def _operator_key(self) -> bytes:
         pub_path = self.operator_key.with_suffix(".pub")
         if not self.operator_key.exists():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.util
 import os
 import sys
@@ -10,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 # The trees each node sees copy-on-write (overlayfs over the machine's own), so a node can write
 # anywhere under them without touching the machine. /run and /tmp are per-node tmpfs.
@@ -25,7 +27,13 @@ ROLE_MODULES = {
     "worker_gpu": ("k3s.nix",),
     "admin": ("zeta-hubs.nix",),
     "tenants": (),
+    "fresh": (),  # `zetactl lab fresh`: just installed from the zeta USB installer, not registered yet
 }
+
+# The group of "fresh from the installer" nodes (`Lab.fresh`): not in known_hosts nor in inventory.yml, root
+# reachable only with the bootstrap key, whose forced command is zetactl/lab/bin/zeta-bootstrap.
+FRESH_GROUP = "fresh"
+BOOTSTRAP_COMMAND = "/usr/local/sbin/zeta-bootstrap"
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,29 @@ def new_host_key() -> tuple[bytes, bytes]:
     return private, public
 
 
+def ed25519_public_line(text: bytes) -> bytes:
+    """`ssh-ed25519 BASE64` from an OpenSSH public key line (comment dropped); ValueError unless ed25519."""
+    try:
+        key = serialization.load_ssh_public_key(text.strip())
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ValueError(f"not an OpenSSH public key: {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an ssh-ed25519 public key")
+    return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+
+
+def bootstrap_authorized_line(public: bytes) -> bytes:
+    """root's only authorized_keys line on a fresh node: the bootstrap key, restricted to zeta-bootstrap."""
+    return b'restrict,command="' + BOOTSTRAP_COMMAND.encode() + b'" ' + public.strip() + b" zeta-bootstrap\n"
+
+
+def fingerprint(public_line: str | bytes) -> str:
+    """The key's SHA256 fingerprint as `ssh-keygen -lf` prints it: SHA256:<unpadded base64>."""
+    text = public_line.decode() if isinstance(public_line, bytes) else public_line
+    blob = base64.b64decode(text.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
 def write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -114,8 +145,9 @@ Subsystem sftp internal-sftp
 """
 
 
-def seed_node(node_dir: Path, spec: NodeSpec, operator_pubkey: bytes) -> bytes:
-    """Lay out a new node's private trees before its first start; returns its public host key line."""
+def seed_node(node_dir: Path, spec: NodeSpec, operator_pubkey: bytes, authorized_keys: bytes | None = None) -> bytes:
+    """Lay out a new node's private trees before its first start; returns its public host key line.
+    root's authorized_keys is the operator key, or exactly `authorized_keys` when given (fresh nodes)."""
     upper = node_dir / "upper"
     for tree in OVERLAID:
         (upper / tree).mkdir(parents=True, exist_ok=True)
@@ -125,7 +157,9 @@ def seed_node(node_dir: Path, spec: NodeSpec, operator_pubkey: bytes) -> bytes:
     write(etc / "ssh" / "ssh_host_ed25519_key", private, 0o600)
     write(etc / "ssh" / "ssh_host_ed25519_key.pub", public + b" root@" + spec.name.encode() + b"\n")
     write(etc / "ssh" / "sshd_config", sshd_config(spec.address))
-    write(etc / "ssh" / "authorized_keys.d" / "root", operator_pubkey.rstrip() + b" zetactl-lab-operator\n")
+    if authorized_keys is None:
+        authorized_keys = operator_pubkey.rstrip() + b" zetactl-lab-operator\n"
+    write(etc / "ssh" / "authorized_keys.d" / "root", authorized_keys)
     write(etc / "hostname", spec.name + "\n")
     write(
         etc / "os-release",
