@@ -347,7 +347,7 @@ class Lab:
                 ["unshare", "--mount", "--uts", "--propagation", "private",
                  "sh", "-c", BOOT_SCRIPT, "boot", str(node_dir), spec.name, str(BIN_DIR),
                  f"{shlex.quote(sys.executable)} -m zetactl"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
             )
         finally:
             log.close()

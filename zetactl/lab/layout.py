@@ -344,6 +344,7 @@ MODULES = {
 # Runs as the node's first process inside `unshare --mount --uts`, then becomes its sshd.
 BOOT_SCRIPT = r"""
 set -eu
+cd /  # the controller's working directory may be under /tmp, which the node covers with its own tmpfs
 node_dir="$1"; name="$2"; bin_dir="$3"; restore="$4"
 hostname "$name"
 # Bind what the node needs from the machine before /run and /tmp are covered by fresh tmpfs.
@@ -372,7 +373,7 @@ ln -sfn "$system" /run/booted-system
 # left them pointing at another generation).
 case "$(readlink /etc/systemd/system/sshd.service)" in
   "$system"/*) ;;
-  *) python3 -c 'import sys; from pathlib import Path; sys.path.insert(0, "/usr/local/sbin"); import _nixlab as n
+  *) /usr/bin/python3 -c 'import sys; from pathlib import Path; sys.path.insert(0, "/usr/local/sbin"); import _nixlab as n
 n.install_units(sys.argv[1], Path("/etc/systemd/system"), Path("/nix/store"))' "$system" ;;
 esac
 for link in /etc/systemd/system/*.wants/*; do
