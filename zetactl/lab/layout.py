@@ -373,7 +373,8 @@ ln -sfn "$system" /run/booted-system
 # left them pointing at another generation).
 case "$(readlink /etc/systemd/system/sshd.service)" in
   "$system"/*) ;;
-  *) /usr/bin/python3 -c 'import sys; from pathlib import Path; sys.path.insert(0, "/usr/local/sbin"); import _nixlab as n
+  *) /usr/bin/python3 -c 'import sys; from pathlib import Path; sys.path.insert(0, "/usr/local/sbin")
+import _nixlab as n
 n.install_units(sys.argv[1], Path("/etc/systemd/system"), Path("/nix/store"))' "$system" ;;
 esac
 for link in /etc/systemd/system/*.wants/*; do
