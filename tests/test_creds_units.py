@@ -184,3 +184,12 @@ def test_blob_cli_refusals_and_no_value_on_the_command_line(cli: Cli, tmp_path: 
         assert "No such option" in result.stderr
     assert not (tmp_path / "b").exists()
     assert os.environ.get("ZETACTL_PASSPHRASE") is None
+
+
+def test_backstop_also_masks_a_secret_read_with_its_trailing_newline() -> None:
+    import logging
+
+    Secret(b"ghp_from_a_file\n")
+    record = logging.LogRecord("asyncssh", logging.DEBUG, "f", 1, "Command: echo %s", ("ghp_from_a_file",), None)
+    RedactingFilter().filter(record)
+    assert "ghp_from_a_file" not in record.getMessage()

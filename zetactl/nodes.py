@@ -23,7 +23,7 @@ from zetactl.inventory import Host, Inventory, load_inventory, writer
 from zetactl.paths import state_dir
 from zetactl.steps.base import q
 from zetactl.transport import ConnectOptions, connect, fingerprint, offered_key, run
-from zetactl.transport.known_hosts import host_patterns, pin
+from zetactl.transport.known_hosts import host_patterns, is_pinned, pin
 
 AUTHORIZED_KEYS = "/etc/ssh/authorized_keys.d/{user}"
 FLOOR_CONTROL_PLANE = 3
@@ -83,15 +83,23 @@ fi
 """
 
 
-def remove_keys_script(user: str, blobs: list[str]) -> str:
+def remove_keys_script(user: str, blobs: list[str], keep: str | None = None) -> str:
+    """Drop the lines holding these key blobs; the file is replaced only by a complete rewrite that
+    still holds `keep` (the key just proven), so a full disk or a failed grep never empties it."""
+    if not blobs:
+        return "echo 'nothing to remove'\n"
     path = AUTHORIZED_KEYS.format(user=user)
     patterns = " ".join(f"-e {q(b)}" for b in blobs)
+    must_keep = (f'grep -qF -- {q(keep)} "$t" || {{ rm -f "$t"; echo "the kept key is missing: file left as it '
+                 'was" >&2; exit 1; }' if keep else ":")
     return f"""set -eu
 f={q(path)}
 if [ -f "$f" ]; then
   t="$f.zeta-tmp.$$"
-  grep -vF {patterns} "$f" > "$t" || true
-  chmod --reference="$f" "$t"; mv -f "$t" "$f"; echo removed
+  rc=0; grep -vF {patterns} "$f" > "$t" || rc=$?
+  [ "$rc" -le 1 ] || {{ rm -f "$t"; echo "could not rewrite $f (grep exit $rc): file left as it was" >&2; exit 1; }}
+  {must_keep}
+  chmod --reference="$f" "$t"; sync "$t" 2>/dev/null || true; mv -f "$t" "$f"; echo removed
 fi
 """
 
@@ -134,6 +142,9 @@ async def register(inventory: Path, name: str, address: str, role: str, *, port:
                        "or a terminal to confirm it")
     elif not confirm(seen):
         raise IdentityError(f"{seen} not confirmed: nothing was pinned or changed")
+    if is_pinned(host.known_hosts, host) and not _pinned_to(host, offered):
+        raise IdentityError(f"{address}:{port} is already pinned to a different host key in {host.known_hosts}: "
+                            "if the machine was reinstalled, use zetactl node rekey-host on its inventory entry")
     pin(host.known_hosts, host, offered)
     node_id = uuid.uuid4().hex
     if operator_key is None:
@@ -195,8 +206,11 @@ async def rotate_identity(inventory: Path, name: str, options: ConnectOptions) -
     host = inv.host(name)
     new_key = node_key(name)
     bootstrap = host.vars.get("zeta_bootstrap_key")
-    old_keys = [k for k in (host.key_file, Path(str(bootstrap)) if bootstrap else None)
-                if k is not None and k.exists() and k.resolve() != new_key.resolve()]
+    # the key the inventory used, the shared operator key, the installer's bootstrap key: even on a
+    # re-run after the inventory was already switched, every one of them goes
+    candidates = (host.key_file, _template_host(inv).key_file, Path(str(bootstrap)) if bootstrap else None)
+    old_keys = list(dict.fromkeys(k.resolve() for k in candidates
+                                  if k is not None and k.exists() and k.resolve() != new_key.resolve()))
     as_new = replace(host, key_file=new_key)
     if host.key_file is not None and host.key_file.resolve() == new_key.resolve() and not old_keys:
         return "already on its per-node key"
@@ -215,7 +229,7 @@ async def rotate_identity(inventory: Path, name: str, options: ConnectOptions) -
     fault_point("rotate:switched")
     blobs = [public_line(k).split()[1] for k in old_keys]
     if blobs:
-        await _run(as_new, remove_keys_script(host.user, blobs), options)
+        await _run(as_new, remove_keys_script(host.user, blobs, keep=new_line.split()[1]), options)
     for old in old_keys:
         try:
             await _run(replace(host, key_file=old), "true", options)
@@ -249,18 +263,30 @@ async def retire(inventory: Path, name: str, options: ConnectOptions, *, force: 
                 envelope.unlink()
             store.save(record)
             done.append(f"no longer sealing {cred}")
-    blobs = [public_line(k).split()[1] for k in {host.key_file, _template_host(inv).key_file} if k and k.exists()]
+    bootstrap = host.vars.get("zeta_bootstrap_key")
+    keys = {host.key_file, _template_host(inv).key_file, Path(str(bootstrap)) if bootstrap else None}
+    blobs = [public_line(k).split()[1] for k in keys if k and k.exists()]
     marker = ("mkdir -p /var/lib/zeta/state; printf 'retired %s\\n' \"$(date +%s)\" > /var/lib/zeta/state/retired\n"
               + remove_keys_script(host.user, blobs))
     try:
         await _run(host, marker, options)
         done.append("marked retired on the node; operator and per-node keys removed")
     except Unreachable as exc:
-        done.append(f"node unreachable ({exc}): its keys could not be removed there")
+        if not force:
+            raise IdentityError(f"{name} is unreachable ({exc}): its keys could not be removed there; retry when "
+                                "it is back, or --force to drop it from the inventory anyway") from None
+        done.append(f"node unreachable ({exc}): its keys could not be removed there (--force)")
     writer.remove_host(inventory, name)
     _unpin(host)
     done.append(f"removed from {inventory} and its known_hosts")
     return done
+
+
+def _pinned_to(host: Host, key: asyncssh.SSHKey) -> bool:
+    key_type, blob = key.export_public_key("openssh").decode().split()[:2]
+    patterns = host_patterns(host)
+    return any(len(f) >= 3 and set(f[0].split(",")) & patterns and f[1:3] == [key_type, blob]
+               for f in (line.split() for line in host.known_hosts.read_text().splitlines()))
 
 
 def _unpin(host: Host) -> None:

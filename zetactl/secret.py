@@ -24,6 +24,8 @@ class Secret:
             raise ValueError("a secret cannot be empty")
         object.__setattr__(self, "_value", data)
         _REGISTRY.add(data)
+        if data.strip() and data.strip() != data:
+            _REGISTRY.add(data.strip())  # a token read from a file usually ends in a newline
 
     def reveal(self) -> bytes:
         return bytes(self._value)

@@ -90,7 +90,10 @@ def seal(
     previous = store.load(name) if name in store.names() else None
     if hosts is None and previous is None:
         raise BadInput(f"{name} is new: say which hosts get it with --hosts PATTERN")
-    names = select_hosts(inv, hosts, origin="--hosts") if hosts else sorted(previous.hosts if previous else {})
+    # a new generation goes to every host that holds the credential (plus the ones named): sealing
+    # for a subset would leave the others on a generation no longer recorded
+    names = sorted(set(select_hosts(inv, hosts, origin="--hosts") if hosts else ())
+                   | set(previous.hosts if previous else ()))
     missing = [n for n in names if n not in inv.hosts]
     if missing:
         raise BadInput(f"hosts not in {inv.path}: {', '.join(missing)}")

@@ -45,6 +45,10 @@ def health(
     except ZetaError as exc:  # monitoring wants UNKNOWN, not the deploy exit codes
         err(f"UNKNOWN: {exc}")
         code = UNKNOWN
+        if output is not None and output_format == "prometheus" and history is None:
+            from zetactl.health.output import prometheus_failed, write_atomic
+
+            write_atomic(output, prometheus_failed(str(exc)))
     raise typer.Exit(code)
 
 

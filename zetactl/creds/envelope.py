@@ -92,7 +92,7 @@ def check_target(path: str, mode: str, owner: str, group: str, units: tuple[str,
         if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
             raise BadInput(f"credential {what} {value!r} is not a user or group name")
     for unit in units:
-        if not re.fullmatch(r"[A-Za-z0-9@_.:-]+", unit):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9@_.:-]*", unit):
             raise BadInput(f"unit name {unit!r} is not valid")
 
 

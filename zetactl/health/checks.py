@@ -96,14 +96,14 @@ def probe_script(host: Host, checks: list[CustomCheck], timeout: float) -> str:
     lines = [
         "exec 2>/dev/null",
         FACTS_SCRIPT,
-        "echo \"clock $(date +%s.%N)\"",
         "n=0; a=0",
         "for f in /etc/systemd/system/zeta-*.service; do",
         "  [ -e \"$f\" ] || [ -L \"$f\" ] || continue; u=${f##*/}",
         "  case \"$u\" in zeta-hub-*|zeta-tenant-*|zeta-switch*) continue ;; esac",
         "  n=$((n + 1)); [ \"$(systemctl is-active \"$u\")\" = active ] && a=$((a + 1))",
         "done; echo \"agents $a $n\"",
-        f"df -P {' '.join(q(str(d)) for d in disks)} | awk 'NR > 1 {{ print \"disk \" $6 \" \" $5 }}'",
+        f"df -P -- {' '.join(q(str(d)) for d in disks)} | "
+        "awk 'NR > 1 && !seen[$6]++ { print \"disk \" $6 \" \" $5 }'",
         "awk '/^MemTotal:/ {t=$2} /^MemAvailable:/ {m=$2} END {if (t) print \"mem \" int(m * 100 / t)}' /proc/meminfo",
         "[ -f /var/lib/zeta/state/last-run ] && sed 's/^/last_/' /var/lib/zeta/state/last-run",
         "[ -f /var/lib/zeta/state/nixos-switch ] && sed 's/^/switch_/' /var/lib/zeta/state/nixos-switch",
@@ -119,6 +119,7 @@ def probe_script(host: Host, checks: list[CustomCheck], timeout: float) -> str:
         else:
             lines.append(f"timeout {max(1, int(timeout))} sh -c {q(check.target)} </dev/null >/dev/null 2>&1; "
                          f"echo \"custom {index} exit-$?\"")
+    lines.append("echo \"clock $(date +%s.%N)\"")  # last: slow checks above do not bias the skew
     return "\n".join(lines) + "\n:\n"
 
 
@@ -138,7 +139,7 @@ def judge(host: Host, health: HostHealth, values: Mapping[str, list[str]], sent:
     first = {k: v[0] for k, v in values.items() if v}
     # clock skew: the node's clock against the middle of the round trip
     try:
-        skew = float(first["clock"]) - (sent + received) / 2
+        skew = float(first["clock"]) - received  # printed at the very end: only the way back is between them
         warn, crit = number(host, "zeta_health_skew_warn", 2), number(host, "zeta_health_skew_crit", 30)
         level = Severity.CRITICAL if abs(skew) >= crit else Severity.WARNING if abs(skew) >= warn else Severity.OK
         health.add("clock_skew", level, f"clock off by {skew:+.2f}s", skew)

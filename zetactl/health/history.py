@@ -32,8 +32,11 @@ def record(conn: sqlite3.Connection, results: Sequence[HostHealth], *, keep_days
            now: float | None = None) -> dict[tuple[str, str], float]:
     """Store this sweep; returns (host, check) -> since (start of the current severity streak)."""
     now = now or time.time()
+    # each (host, check)'s own latest row: a partial sweep (--limit, an unreachable host) resets nothing
     previous = {(h, c): (s, since) for h, c, s, since in conn.execute(
-        "SELECT host, check_name, severity, since FROM findings WHERE sweep = (SELECT MAX(sweep) FROM findings)")}
+        "SELECT f.host, f.check_name, f.severity, f.since FROM findings f JOIN (SELECT host, check_name, "
+        "MAX(sweep) AS sweep FROM findings GROUP BY host, check_name) m ON f.host = m.host "
+        "AND f.check_name = m.check_name AND f.sweep = m.sweep")}
     since_of: dict[tuple[str, str], float] = {}
     rows = []
     for health in results:

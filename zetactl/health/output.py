@@ -75,6 +75,12 @@ def prometheus(results: Sequence[HostHealth], elapsed: float) -> str:
         "# TYPE zeta_health_value gauge",
         *(f'zeta_health_value{{host="{label(h.host)}",check="{label(f.check)}"}} {f.value:g}'
           for h in results for f in h.findings if f.value is not None),
+        "# HELP zeta_health_sweep_ok 1 when this file comes from a complete sweep.",
+        "# TYPE zeta_health_sweep_ok gauge",
+        "zeta_health_sweep_ok 1",
+        "# HELP zeta_health_sweep_timestamp_seconds When the sweep ended (alert when it grows old).",
+        "# TYPE zeta_health_sweep_timestamp_seconds gauge",
+        f"zeta_health_sweep_timestamp_seconds {time.time():.0f}",
         "# HELP zeta_health_sweep_seconds Wall time of the sweep.",
         "# TYPE zeta_health_sweep_seconds gauge",
         f"zeta_health_sweep_seconds {elapsed:.3f}",
@@ -98,3 +104,14 @@ def write_atomic(path: Path, text: str) -> None:
 
 def to_json(value: Any) -> str:
     return json.dumps(value, indent=2) + "\n"
+
+
+def prometheus_failed(why: str) -> str:
+    """What --output holds after a sweep that could not run: no stale "all OK" left behind."""
+    reason = " ".join(why.split())[:200]
+    return (f"# the last sweep could not run: {reason}\n"
+            "# HELP zeta_health_sweep_ok 1 when this file comes from a complete sweep.\n"
+            "# TYPE zeta_health_sweep_ok gauge\nzeta_health_sweep_ok 0\n"
+            "# HELP zeta_health_sweep_timestamp_seconds When the sweep ended (alert when it grows old).\n"
+            "# TYPE zeta_health_sweep_timestamp_seconds gauge\n"
+            f"zeta_health_sweep_timestamp_seconds {time.time():.0f}\n")

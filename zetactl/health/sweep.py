@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from zetactl.errors import ZetaError
+from zetactl.errors import BadInput, ZetaError
 from zetactl.health.checks import HostHealth, Severity, custom_checks, judge, parse, probe_script
 from zetactl.inventory import Host
 from zetactl.paths import state_dir
@@ -59,14 +59,19 @@ async def sweep(hosts: Sequence[Host], *, deadline: float, forks: int = 200,
     records = credential_records(hosts)
     semaphore = asyncio.Semaphore(max(1, forks))
     started = time.monotonic()
+    ends_at = asyncio.get_running_loop().time() + deadline  # one deadline for the sweep, queueing included
 
     async def one(host: Host) -> HostHealth:
         health = HostHealth(host.name)
-        checks = custom_checks(host)
-        remaining = deadline - (time.monotonic() - started)
         try:
-            async with semaphore, asyncio.timeout(max(0.1, remaining)):
+            checks = custom_checks(host)
+        except BadInput as exc:
+            health.add("inventory", Severity.UNKNOWN, f"bad health setting: {exc}")
+            return health
+        try:
+            async with asyncio.timeout_at(ends_at), semaphore:
                 begin = time.monotonic()
+                remaining = deadline - (begin - started)
                 options = ConnectOptions(connect_timeout=min(connect_timeout, max(0.1, remaining)))
                 conn = await connect(host, options)
                 async with conn:
@@ -88,7 +93,10 @@ async def sweep(hosts: Sequence[Host], *, deadline: float, forks: int = 200,
         if result.exit_status != 0:
             health.add("probe", Severity.UNKNOWN, f"probe script exited {result.exit_status}")
             return health
-        judge(host, health, parse(str(result.stdout)), sent, received, checks, records.get(host.name, {}))
+        try:
+            judge(host, health, parse(str(result.stdout)), sent, received, checks, records.get(host.name, {}))
+        except BadInput as exc:  # one host's bad setting must not cost the whole sweep
+            health.add("inventory", Severity.UNKNOWN, f"bad health setting: {exc}")
         return health
 
     return list(await asyncio.gather(*(one(h) for h in hosts)))

@@ -5,8 +5,9 @@ script on stdin. The node opens it with the stock `age` tool and its own host ke
 header (its own node id, the name, expiry, a generation not older than the installed one), writes
 the value to tmpfs with its mode and owner (temp file + rename), points the credential's path at
 that generation (symlink swapped atomically), keeps the previous generation, stores the envelope
-and a marker under /var/lib/zeta/creds (for `creds list` and a re-open after a reboot), and
-restarts the declared units. `--diff` shows generations and short digests, never a value.
+and a marker under /var/lib/zeta/creds (for `creds list` and `health`), and restarts the declared
+units. After a reboot empties /run, the next push sees the value missing and installs it again.
+`--diff` shows generations and short digests, never a value.
 """
 
 from __future__ import annotations
@@ -155,9 +156,10 @@ for old in $(ls "$G"); do
   case "$old" in "$gen"|"$cur") ;; *) rm -f "$G/$old" ;; esac   # keep the previous until retired
 done
 cp "$W/envelope.age" "$S/.$N.age.tmp" && mv -f "$S/.$N.age.tmp" "$S/$N.age"
+units=$(h units)
+[ -z "$units" ] || systemctl try-restart -- $units
+# the marker last: a failed restart (or a cut connection) makes the next run install and restart again
 { printf 'generation %s\ndigest %s\nnot-after %s\npath %s\ninstalled %s\n' "$gen" "$(h digest)" "$na" "$path" \
     "$(date +%s)"; } > "$S/.$N.meta.tmp" && mv -f "$S/.$N.meta.tmp" "$S/$N.meta"
-units=$(h units)
-[ -z "$units" ] || systemctl try-restart $units
 echo "installed $N generation $gen"
 """

@@ -1,0 +1,38 @@
+"""Health pieces without a lab: history streaks, the failed-sweep Prometheus file, key removal scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zetactl.health.checks import HostHealth, Severity
+from zetactl.health.history import database, record
+from zetactl.health.output import prometheus_failed
+from zetactl.nodes import remove_keys_script
+
+
+def sweep_of(host: str, severity: Severity) -> HostHealth:
+    health = HostHealth(host)
+    health.add("disk:/", severity, "disk")
+    return health
+
+
+def test_a_partial_sweep_does_not_reset_another_hosts_streak(tmp_path: Path) -> None:
+    db = database(tmp_path / "h.sqlite")
+    record(db, [sweep_of("a", Severity.CRITICAL), sweep_of("b", Severity.OK)], now=1000)
+    record(db, [sweep_of("b", Severity.OK)], now=2000)  # --limit b
+    since = record(db, [sweep_of("a", Severity.CRITICAL), sweep_of("b", Severity.OK)], now=3000)
+    assert since[("a", "disk:/")] == 1000 and since[("b", "disk:/")] == 1000
+    since = record(db, [sweep_of("a", Severity.WARNING)], now=4000)  # a new severity starts a new streak
+    assert since[("a", "disk:/")] == 4000
+
+
+def test_a_failed_sweep_leaves_no_stale_ok_for_the_collector() -> None:
+    text = prometheus_failed("another health sweep is running\nsecond line")
+    assert "zeta_health_sweep_ok 0" in text and "zeta_health_status" not in text
+    assert "\nsecond line" not in text  # the reason stays one comment line
+
+
+def test_key_removal_never_runs_without_keys_and_checks_the_kept_key() -> None:
+    assert "grep" not in remove_keys_script("root", [])
+    script = remove_keys_script("root", ["AAAAold"], keep="AAAAnew")
+    assert "grep -qF -- AAAAnew" in script and '[ "$rc" -le 1 ]' in script
