@@ -1,0 +1,1 @@
+"""Shared hub services and their tenants: tokens (this issue's foundation), registries, the lab hub."""
