@@ -16,18 +16,17 @@ from zetactl.transport import ConnectOptions
 
 FLOOR = 3
 
-# Read-only: list the unit files, then one `systemctl show` for all of them.
-STATUS_SCRIPT = r"""set -u
-units=""
+# Read-only: list the agent unit files, then one `systemctl show` for all of them (also used by
+# the health sweep's probe, which prefixes the lines).
+AGENT_UNITS_SHOW = r"""zu=""
 for f in /etc/systemd/system/zeta-*.service; do
   [ -e "$f" ] || [ -L "$f" ] || continue
   u=${f##*/}
   case "$u" in zeta-hub-*|zeta-tenant-*|zeta-switch*) continue ;; esac
-  units="$units $u"
+  zu="$zu $u"
 done
-[ -n "$units" ] || exit 0
-systemctl show -p Id -p ActiveState -p SubState -- $units
-"""
+[ -z "$zu" ] || systemctl show -p Id -p ActiveState -p SubState -- $zu"""
+STATUS_SCRIPT = f"set -u\n{AGENT_UNITS_SHOW}\n"
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from zetactl.errors import BadInput
+from zetactl.fileio import write_atomic
 from zetactl.paths import state_dir
 
 
@@ -96,6 +97,4 @@ def list_runs() -> list[RunRecord]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=1) + "\n")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -19,11 +18,12 @@ from pathlib import Path
 import asyncssh
 
 from zetactl.errors import BadInput, Unreachable, ZetaError
+from zetactl.fileio import write_atomic
 from zetactl.inventory import Host, Inventory, load_inventory, writer
 from zetactl.paths import state_dir
 from zetactl.steps.base import q
 from zetactl.transport import ConnectOptions, connect, fingerprint, offered_key, run
-from zetactl.transport.known_hosts import host_patterns, is_pinned, pin
+from zetactl.transport.known_hosts import is_pinned, pin, pinned_keys, unpin
 
 AUTHORIZED_KEYS = "/etc/ssh/authorized_keys.d/{user}"
 FLOOR_CONTROL_PLANE = 3
@@ -60,12 +60,8 @@ def node_key(name: str) -> Path:
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = asyncssh.generate_private_key("ssh-ed25519", comment=f"zetactl-{name}")
-        tmp = path.with_name(".id_ed25519.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key.export_private_key())
-        os.replace(tmp, path)
-        path.with_name("id_ed25519.pub").write_bytes(key.export_public_key())
+        write_atomic(path, key.export_private_key(), 0o600)
+        write_atomic(path.with_name("id_ed25519.pub"), key.export_public_key())
     return path
 
 
@@ -277,28 +273,12 @@ async def retire(inventory: Path, name: str, options: ConnectOptions, *, force: 
                                 "it is back, or --force to drop it from the inventory anyway") from None
         done.append(f"node unreachable ({exc}): its keys could not be removed there (--force)")
     writer.remove_host(inventory, name)
-    _unpin(host)
+    unpin(host.known_hosts, host)
     done.append(f"removed from {inventory} and its known_hosts")
     return done
 
 
 def _pinned_to(host: Host, key: asyncssh.SSHKey) -> bool:
     key_type, blob = key.export_public_key("openssh").decode().split()[:2]
-    patterns = host_patterns(host)
-    return any(len(f) >= 3 and set(f[0].split(",")) & patterns and f[1:3] == [key_type, blob]
-               for f in (line.split() for line in host.known_hosts.read_text().splitlines()))
+    return (key_type, blob) in pinned_keys(host.known_hosts, host)
 
-
-def _unpin(host: Host) -> None:
-    if not host.known_hosts.is_file():
-        return
-    patterns = host_patterns(host)
-    lines = host.known_hosts.read_text().splitlines()
-    kept = [line for line in lines if not (line.split() and set(line.split()[0].split(",")) & patterns)]
-    tmp = host.known_hosts.with_name(host.known_hosts.name + ".tmp")
-    tmp.write_text("".join(f"{line}\n" for line in kept))
-    os.replace(tmp, host.known_hosts)
-
-
-def now() -> float:
-    return time.time()

@@ -15,6 +15,7 @@ from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, InventoryOpt, LimitOpt, check_format, err, inventory_path
 from zetactl.errors import BadInput, ExitCode
+from zetactl.fileio import write_atomic
 from zetactl.inventory import load_inventory, select_hosts
 from zetactl.report import print_json, print_recap
 from zetactl.secret import Secret
@@ -370,10 +371,7 @@ def seal_blob(
     passphrase = read_passphrase(passphrase_fd, passphrase_file, confirm=True)
     header = make_header(f"usb:{usb_id}", name, 1, value, not_after=parse_expiry(expires),
                          path=path or f"/run/zeta/creds/{name}", mode=mode)
-    blob = seal_passphrase(header, value, passphrase)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(blob)
+    write_atomic(out, seal_passphrase(header, value, passphrase), 0o600)
     err(f"sealed {name} for USB {usb_id} with a passphrase: {out}")
 
 
@@ -408,12 +406,7 @@ def open_blob(
     if header.not_after and header.not_after < time.time():
         expired = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(header.not_after))
         raise BadInput(f"{blob}: refused: expired at {expired}")
-    tmp = out.with_name(f".{out.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(value.reveal())
-    os.chmod(tmp, int(header.mode, 8) & 0o600 or 0o400)
-    os.replace(tmp, out)
+    write_atomic(out, value.reveal(), int(header.mode, 8) & 0o600 or 0o400)  # mkstemp: 0600 until then
     err(f"restored {header.name} (generation {header.generation}) to {out}")
 
 

@@ -46,7 +46,8 @@ def health(
         err(f"UNKNOWN: {exc}")
         code = UNKNOWN
         if output is not None and output_format == "prometheus" and history is None:
-            from zetactl.health.output import prometheus_failed, write_atomic
+            from zetactl.fileio import write_atomic
+            from zetactl.health.output import prometheus_failed
 
             write_atomic(output, prometheus_failed(str(exc)))
     raise typer.Exit(code)
@@ -54,8 +55,9 @@ def health(
 
 def _health(inventory: Path | None, limit: str | None, output_format: str, output: Path | None, deadline: float,
             connect_timeout: float, forks: int, history: str | None, keep_days: float) -> int:
+    from zetactl.fileio import write_atomic
     from zetactl.health import history as store
-    from zetactl.health.output import document, prometheus, table, to_json, worst, write_atomic
+    from zetactl.health.output import document, prometheus, table, to_json, worst
 
     check_format(output_format, ("table", "json", "prometheus"))
     if not 0 < deadline <= 3600:

@@ -9,7 +9,6 @@ Files are 0600 in 0700 directories and written with temp file + rename.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from zetactl.creds.envelope import check_name, make_header, seal
 from zetactl.errors import BadInput
+from zetactl.fileio import write_atomic
 from zetactl.inventory import Host
 from zetactl.paths import state_dir
 from zetactl.secret import Secret
@@ -63,13 +63,7 @@ def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     for directory in (creds_dir(), *[p for p in path.parents if creds_dir() in p.parents]):
         directory.chmod(0o700)  # mkdir's mode applies to the last folder only
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, data, 0o600)
 
 
 def load(name: str) -> Record:
@@ -96,17 +90,11 @@ def save(record: Record) -> None:
 
 def host_key(host: Host) -> str:
     """The host's pinned ssh-ed25519 key line (the recipient its envelopes are sealed to)."""
-    from zetactl.transport.known_hosts import host_patterns  # loads the SSH stack: only when sealing
+    from zetactl.transport.known_hosts import pinned_keys  # loads the SSH stack: only when sealing
 
-    if not host.known_hosts.is_file():
-        raise BadInput(f"{host.name}: no pinned host key ({host.known_hosts} missing): pin it with "
-                       f"zetactl node trust {host.name} --fingerprint SHA256:...")
-    patterns = set(host_patterns(host))
-    for line in host.known_hosts.read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and not line.startswith("#") and set(parts[0].split(",")) & patterns \
-                and parts[1] == "ssh-ed25519":
-            return f"{parts[1]} {parts[2]}"
+    for key_type, key in pinned_keys(host.known_hosts, host):
+        if key_type == "ssh-ed25519":
+            return f"{key_type} {key}"
     raise BadInput(f"{host.name}: no pinned ssh-ed25519 host key in {host.known_hosts} (age seals to ed25519 keys)")
 
 

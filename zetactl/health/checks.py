@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from zetactl.agents import FLOOR
+from zetactl.agents import AGENT_UNITS_SHOW, FLOOR, parse_status
 from zetactl.errors import BadInput
 from zetactl.facts import FACTS_SCRIPT
 from zetactl.inventory import Host
@@ -96,12 +96,7 @@ def probe_script(host: Host, checks: list[CustomCheck], timeout: float) -> str:
     lines = [
         "exec 2>/dev/null",
         FACTS_SCRIPT,
-        "n=0; a=0",
-        "for f in /etc/systemd/system/zeta-*.service; do",
-        "  [ -e \"$f\" ] || [ -L \"$f\" ] || continue; u=${f##*/}",
-        "  case \"$u\" in zeta-hub-*|zeta-tenant-*|zeta-switch*) continue ;; esac",
-        "  n=$((n + 1)); [ \"$(systemctl is-active \"$u\")\" = active ] && a=$((a + 1))",
-        "done; echo \"agents $a $n\"",
+        f"{{ {AGENT_UNITS_SHOW}\n}} | sed 's/^/agent /'",
         f"df -P -- {' '.join(q(str(d)) for d in disks)} | "
         "awk 'NR > 1 && !seen[$6]++ { print \"disk \" $6 \" \" $5 }'",
         "awk '/^MemTotal:/ {t=$2} /^MemAvailable:/ {m=$2} END {if (t) print \"mem \" int(m * 100 / t)}' /proc/meminfo",
@@ -165,8 +160,7 @@ def judge(host: Host, health: HostHealth, values: Mapping[str, list[str]], sent:
     health.add("failed_units", Severity.CRITICAL if failed else Severity.OK,
                f"failed units: {', '.join(failed)}" if failed else "no failed units", float(len(failed)))
     # agents on control-plane nodes
-    agents = first.get("agents", "0 0").split()
-    active = int(agents[0]) if agents and agents[0].isdigit() else 0
+    active = sum(1 for state in parse_status("\n".join(values.get("agent", []))).values() if state == "active")
     if "control_plane" in host.groups or host.role in ("control-plane", "control_plane"):
         health.add("agents", Severity.CRITICAL if active < FLOOR else Severity.OK,
                    f"{active} agents active (at least {FLOOR} needed)", float(active))

@@ -7,7 +7,6 @@ Written to a temp file and renamed: a crash never leaves half an inventory.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from zetactl.errors import BadInput
+from zetactl.fileio import write_atomic
 
 
 def _yaml() -> YAML:
@@ -36,9 +36,7 @@ def _load(path: Path) -> Any:
 def _save(path: Path, data: Any) -> None:
     buffer = io.StringIO()
     _yaml().dump(data, buffer)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    os.replace(tmp, path)
+    write_atomic(path, buffer.getvalue(), path.stat().st_mode & 0o777)  # keeps the file's mode
 
 
 def _groups(node: Any) -> list[tuple[str, CommentedMap]]:

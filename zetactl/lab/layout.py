@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.util
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,8 @@ from types import ModuleType
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from zetactl.fileio import write_atomic
 
 # The trees each node sees copy-on-write (overlayfs over the machine's own), so a node can write
 # anywhere under them without touching the machine. /run and /tmp are per-node tmpfs.
@@ -119,11 +120,7 @@ def fingerprint(public_line: str | bytes) -> str:
 
 
 def write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    write_atomic(path, data, mode)
 
 
 def sshd_config(address: str) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import asyncssh
 
+from zetactl.fileio import write_atomic
 from zetactl.inventory import Host
 
 
@@ -34,7 +34,21 @@ def pin(known_hosts: Path, host: Host, key: asyncssh.SSHKey) -> None:
     lines = known_hosts.read_text().splitlines() if known_hosts.exists() else []
     kept = [line for line in lines if not _is_entry_for(line, patterns)]
     key_type, key_data = key.export_public_key("openssh").decode().split()[:2]
-    known_hosts.parent.mkdir(parents=True, exist_ok=True)
-    tmp = known_hosts.with_name(known_hosts.name + ".tmp")
-    tmp.write_text("\n".join([*kept, f"{','.join(sorted(patterns))} {key_type} {key_data}"]) + "\n")
-    os.replace(tmp, known_hosts)
+    write_atomic(known_hosts, "\n".join([*kept, f"{','.join(sorted(patterns))} {key_type} {key_data}"]) + "\n")
+
+
+def unpin(known_hosts: Path, host: Host) -> None:
+    """Remove every entry for this host, atomically; other hosts' lines are kept."""
+    if known_hosts.is_file():
+        patterns = host_patterns(host)
+        kept = [line for line in known_hosts.read_text().splitlines() if not _is_entry_for(line, patterns)]
+        write_atomic(known_hosts, "".join(f"{line}\n" for line in kept))
+
+
+def pinned_keys(known_hosts: Path, host: Host) -> list[tuple[str, str]]:
+    """The (key type, base64 key) pairs pinned for this host."""
+    if not known_hosts.is_file():
+        return []
+    patterns = host_patterns(host)
+    return [(line.split()[1], line.split()[2]) for line in known_hosts.read_text(errors="replace").splitlines()
+            if _is_entry_for(line, patterns)]
