@@ -13,10 +13,12 @@ from zetactl.cli import agents as agents_cmd
 from zetactl.cli import creds as creds_cmd
 from zetactl.cli import deploy as deploy_cmd
 from zetactl.cli import health as health_cmd
+from zetactl.cli import hub as hub_cmd
 from zetactl.cli import inventory as inventory_cmd
 from zetactl.cli import lab as lab_cmd
 from zetactl.cli import node as node_cmd
 from zetactl.cli import runs as runs_cmd
+from zetactl.cli import tenant as tenant_cmd
 from zetactl.cli.common import err
 from zetactl.errors import ExitCode, ZetaError
 
@@ -56,7 +58,7 @@ register(app, "plan", deploy_cmd.plan)
 register(app, "run", deploy_cmd.run)
 register(app, "health", health_cmd.health)
 for module, name in ((inventory_cmd, "inventory"), (runs_cmd, "runs"), (lab_cmd, "lab"), (node_cmd, "node"),
-                     (agents_cmd, "agents"), (creds_cmd, "creds")):
+                     (agents_cmd, "agents"), (creds_cmd, "creds"), (tenant_cmd, "tenant"), (hub_cmd, "hub")):
     group = typer.Typer(help=module.__doc__, no_args_is_help=True)
     for command_name, command in module.COMMANDS.items():
         register(group, command_name, command)

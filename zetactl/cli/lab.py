@@ -132,7 +132,27 @@ def rekey(node: NodeArg, directory: DirOpt = None) -> None:
     err(f"lab: {node} has a new host key: {key.split()[0]} {key.split()[1][:24]}...")
 
 
+def hub_stop(node: NodeArg, service: Annotated[str, typer.Argument(help="embedder or voice.")],
+             directory: DirOpt = None) -> None:
+    """Fault: stop a hub service on the admin node (its unit goes inactive; the node stays up).
+
+    Example: zetactl lab hub-stop lab-004 voice
+    """
+    _lab(directory).stop_hub(node, service)
+
+
+def hub_start(node: NodeArg, services: Annotated[list[str] | None, typer.Argument(help="Services (default: "
+                                                                                  "all).")] = None,
+              directory: DirOpt = None) -> None:
+    """Start the lab hub services on an admin node (`lab up` and a reboot start them by themselves).
+
+    Example: zetactl lab hub-start lab-004 voice
+    """
+    _lab(directory).start_hubs(node, services or None)
+
+
 COMMANDS = {
+    "hub-stop": hub_stop, "hub-start": hub_start,
     "up": up, "fresh": fresh, "down": down, "status": status, "stop": stop, "start": start, "freeze": freeze,
     "thaw": thaw, "rekey": rekey, "reboot": reboot,
 }

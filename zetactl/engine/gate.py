@@ -27,7 +27,7 @@ async def run_gate(conn: asyncssh.SSHClientConnection, checks: tuple[GateCheck, 
         shell = {i: c for i, c in pending.items() if c.kind != "http"}
         http = {i: c for i, c in pending.items() if c.kind == "http"}
         (shell_passed, shell_problems), http_problems = await asyncio.gather(
-            _shell_checks(conn, shell), asyncio.gather(*(_http_check(conn, c) for c in http.values())))
+            _shell_checks(conn, shell), asyncio.gather(*(http_check(conn, c) for c in http.values())))
         passed = set(shell_passed)
         last.update(shell_problems)
         for (index, _), problem in zip(http.items(), http_problems, strict=True):
@@ -77,7 +77,7 @@ async def _shell_checks(conn: asyncssh.SSHClientConnection, checks: dict[int, Ga
     return passed, problems
 
 
-async def _http_check(conn: asyncssh.SSHClientConnection, check: GateCheck) -> str | None:
+async def http_check(conn: asyncssh.SSHClientConnection, check: GateCheck) -> str | None:
     url = urlsplit(check.target)
     host = url.hostname or "127.0.0.1"
     port = url.port or 80

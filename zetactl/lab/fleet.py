@@ -24,6 +24,8 @@ from zetactl.lab.layout import (
     BOOT_SCRIPT,
     DEFAULT_SUBNET,
     FRESH_GROUP,
+    HUB_REGISTRY,
+    LAB_HUBS,
     OVERLAID,
     NodeSpec,
     bootstrap_authorized_line,
@@ -78,6 +80,21 @@ def process_start_time(pid: int) -> int:
         return -1
     fields = stat.rsplit(")", 1)[1].split()
     return -1 if fields[0] in ("Z", "X") else int(fields[19])
+
+
+@dataclass(frozen=True)
+class LabHub:
+    """A hub service process (zeta-lab-hub) running inside an admin node's namespaces."""
+
+    node: str
+    service: str
+    address: str
+    port: int
+    pid: int
+    started: int
+
+    def alive(self) -> bool:
+        return process_start_time(self.pid) == self.started
 
 
 Members = list[tuple[int, int]]  # (pid, start time) of the processes of one node
@@ -168,9 +185,15 @@ class Lab:
                 return node
         raise LabError(f"no lab node named {name!r} in {self.dir}")
 
-    def _save(self, nodes: list[LabNode]) -> None:
+    def hubs(self) -> list[LabHub]:
+        return [LabHub(**entry) for entry in self._state().get("hubs", [])]
+
+    def _save(self, nodes: list[LabNode], hubs: list[LabHub] | None = None) -> None:
         nodes = sorted(nodes, key=lambda n: n.name)
-        data = {"subnet": self.subnet, "nodes": [asdict(n) for n in nodes]}
+        names = {n.name for n in nodes}
+        kept = [h for h in (self.hubs() if hubs is None else hubs) if h.node in names]
+        data = {"subnet": self.subnet, "nodes": [asdict(n) for n in nodes],
+                "hubs": [asdict(h) for h in sorted(kept, key=lambda h: (h.node, h.service))]}
         write(self.state_file, json.dumps(data, indent=1) + "\n")
 
     # -- up / down ---------------------------------------------------------------------------
@@ -213,6 +236,9 @@ class Lab:
         self._wait_listening([current[s.name] for s, _ in started], timeout)
         self._write_known_hosts(wanted)
         self._write_inventory(wanted)
+        for spec in wanted:
+            if spec.group == "admin":
+                self.start_hubs(spec.name)
         return self.nodes()
 
     def fresh(self, count: int, bootstrap_pub: Path, timeout: float = 60.0) -> list[LabNode]:
@@ -274,6 +300,8 @@ class Lab:
         new = LabNode(spec.name, spec.address, spec.group, proc.pid, process_start_time(proc.pid))
         self._save([n for n in self.nodes() if n.name != name] + [new])
         self._wait_listening([new], 20.0)
+        if new.group == "admin":
+            self.start_hubs(name)
 
     def reboot(self, name: str) -> None:
         """A reboot: stop the node, start it again. /run is fresh (new boot_id, the units of the profile's
@@ -314,6 +342,77 @@ class Lab:
             write(self.dir / "nodes" / name / "host_key.pub", public + b" root@" + name.encode() + b"\n")
         self.start_node(name)
         return public.decode()
+
+    # -- hub services --------------------------------------------------------------------------
+    def start_hubs(self, name: str, services: Iterable[str] | None = None, timeout: float = 20.0) -> list[LabHub]:
+        """Start the lab hub services (all of LAB_HUBS, or the named ones) on admin node NAME, like their
+        units: each process runs in the node's namespaces, reads /var/lib/zeta/hubs/SERVICE/registry, and
+        `systemctl is-active zeta-hub-SERVICE` says active. Already running ones are left alone."""
+        node = self.node(name)
+        if not node.alive():
+            raise LabError(f"{name} is not running")
+        known = {h["name"]: h for h in LAB_HUBS}
+        wanted = list(services) if services is not None else list(known)
+        unknown = [s for s in wanted if s not in known]
+        if unknown:
+            raise LabError(f"no lab hub service {', '.join(unknown)} (the lab has {', '.join(known)})")
+        hubs = {(h.node, h.service): h for h in self.hubs()}
+        started: list[LabHub] = []
+        for service in wanted:
+            running = hubs.get((name, service))
+            if running and running.alive():
+                continue
+            port = int(str(known[service]["port"]))
+            registry = HUB_REGISTRY.format(service=service)
+            log = open(self.dir / "nodes" / name / f"hub-{service}.log", "ab")  # noqa: SIM115 - handed to the child
+            try:
+                proc = subprocess.Popen(
+                    ["nsenter", "-t", str(node.pid), "-m", "-u", "--wd=/", "/usr/bin/python3",
+                     str(BIN_DIR / "zeta-lab-hub"), "--service", service,
+                     "--listen", f"{node.address}:{port}", "--registry", registry],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
+                )
+            finally:
+                log.close()
+            hub = LabHub(name, service, node.address, port, proc.pid, process_start_time(proc.pid))
+            hubs[(name, service)] = hub
+            started.append(hub)
+            self._unit_state(node, f"zeta-hub-{service}.service", "active")
+        self._save(self.nodes(), list(hubs.values()))
+        deadline = time.monotonic() + timeout
+        for hub in started:
+            while True:
+                try:
+                    with socket.create_connection((hub.address, hub.port), timeout=0.2):
+                        break
+                except OSError:
+                    if not hub.alive() or time.monotonic() > deadline:
+                        raise LabError(f"lab hub {hub.service} on {name} did not start (see "
+                                       f"{self.dir / 'nodes' / name / f'hub-{hub.service}.log'})") from None
+                    time.sleep(0.05)
+        return started
+
+    def stop_hub(self, name: str, service: str) -> bool:
+        """A hub service goes down (its unit inactive); True when it was running."""
+        node = self.node(name)
+        hubs = self.hubs()
+        hub = next((h for h in hubs if h.node == name and h.service == service), None)
+        if hub is None:
+            raise LabError(f"no lab hub {service!r} on {name}")
+        was = hub.alive()
+        signal_members([(hub.pid, hub.started)], signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while hub.alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        signal_members([(hub.pid, hub.started)], signal.SIGKILL)
+        if node.alive():
+            self._unit_state(node, f"zeta-hub-{service}.service", "inactive")
+        return was
+
+    @staticmethod
+    def _unit_state(node: LabNode, unit: str, state: str) -> None:
+        with contextlib.suppress(OSError):
+            write(node.path(f"/run/zeta-lab/units/{unit}"), state + "\n")
 
     # -- internals ---------------------------------------------------------------------------
     def _prepare_dir(self) -> None:
@@ -404,9 +503,11 @@ class Lab:
 
     def _write_inventory(self, specs: list[NodeSpec]) -> None:
         hosts = {s.name: {"ansible_host": s.address, "zeta_role": s.group.replace("_", "-")} for s in specs}
-        groups: dict[str, dict[str, dict[str, None]]] = {}
+        groups: dict[str, dict[str, Any]] = {}
         for spec in specs:
             groups.setdefault(spec.group, {"hosts": {}})["hosts"][spec.name] = None
+        if "admin" in groups:
+            groups["admin"]["vars"] = {"zeta_hubs": [dict(h) for h in LAB_HUBS]}
         inventory = {
             "all": {
                 "vars": {

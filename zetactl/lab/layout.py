@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -46,6 +47,15 @@ class NodeSpec:
 
 
 DEFAULT_SUBNET = 10
+
+# The lab's hub services on its admin node (zetactl/lab/bin/zeta-lab-hub, a stand-in implementing the hub
+# contract of DESIGN.md section 10), written into inventory.yml as the admin group's `zeta_hubs`. The
+# per-tenant footprint is what `zetactl tenant add` checks against the node's real free disk and memory.
+LAB_HUBS: tuple[dict[str, Any], ...] = (
+    {"name": "embedder", "port": 8701, "memory_max": "2G", "tenant_disk": "16M", "tenant_memory": "16M"},
+    {"name": "voice", "port": 8702, "memory_max": "1G", "tenant_disk": "8M", "tenant_memory": "8M"},
+)
+HUB_REGISTRY = "/var/lib/zeta/hubs/{service}/registry"
 
 
 def node_spec(index: int, total: int, subnet: int = DEFAULT_SUBNET) -> NodeSpec:
