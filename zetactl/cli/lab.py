@@ -151,8 +151,24 @@ def hub_start(node: NodeArg, services: Annotated[list[str] | None, typer.Argumen
     _lab(directory).start_hubs(node, services or None)
 
 
+PathArg = Annotated[str, typer.Argument(help="Absolute path on the node.")]
+
+
+def fill(node: NodeArg, path: PathArg = "/var", directory: DirOpt = None) -> None:
+    """Fault: a full disk at PATH (its own small filesystem, filled; what it held is hidden until unfill).
+
+    Example: zetactl lab fill lab-004 /var/lib/zeta/hubs
+    """
+    _lab(directory).fill_disk(node, path)
+
+
+def unfill(node: NodeArg, path: PathArg = "/var", directory: DirOpt = None) -> None:
+    """Undo fill. Example: zetactl lab unfill lab-004 /var/lib/zeta/hubs"""
+    _lab(directory).unfill_disk(node, path)
+
+
 COMMANDS = {
-    "hub-stop": hub_stop, "hub-start": hub_start,
+    "fill": fill, "unfill": unfill, "hub-stop": hub_stop, "hub-start": hub_start,
     "up": up, "fresh": fresh, "down": down, "status": status, "stop": stop, "start": start, "freeze": freeze,
     "thaw": thaw, "rekey": rekey, "reboot": reboot,
 }

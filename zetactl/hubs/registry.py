@@ -136,6 +136,7 @@ if command -v flock >/dev/null 2>&1; then
 else
   echo "flock(1) (util-linux) is missing on this hub host" >&2; exit 1
 fi
+if [ -e "$f" ] && [ ! -f "$f" ]; then echo "cannot read $f: not a regular file" >&2; exit 1; fi
 t=$(mktemp "$d/.registry.XXXXXX")
 trap 'rm -f "$t" "$t.drop"' EXIT
 cat > "$t.drop" <<'ZETA_DROP'
@@ -150,7 +151,7 @@ fi
 sync "$t" 2>/dev/null || sync
 chmod 0600 "$t"
 if id -u "zeta-hub-{service}" >/dev/null 2>&1; then chown "zeta-hub-{service}" "$t"; fi
-mv -f "$t" "$f"
+mv -Tf "$t" "$f"
 sync "$d" 2>/dev/null || true
 cat "$f"
 """

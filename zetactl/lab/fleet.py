@@ -97,6 +97,12 @@ class LabHub:
         return process_start_time(self.pid) == self.started
 
 
+FILL_SCRIPT = """set -e
+mkdir -p "$1"
+mount -t tmpfs -o size=128k zeta-lab-full "$1"
+dd if=/dev/zero of="$1/.zeta-lab-fill" bs=4k 2>/dev/null || true
+"""
+
 Members = list[tuple[int, int]]  # (pid, start time) of the processes of one node
 
 
@@ -342,6 +348,26 @@ class Lab:
             write(self.dir / "nodes" / name / "host_key.pub", public + b" root@" + name.encode() + b"\n")
         self.start_node(name)
         return public.decode()
+
+    def fill_disk(self, name: str, path: str = "/var") -> None:
+        """Fault: a full disk at PATH on the node. PATH gets its own small filesystem (tmpfs), filled to its
+        last block: `df` shows 0 available and writes fail with ENOSPC. What PATH held is hidden until
+        `unfill_disk`."""
+        self._in_node(name, FILL_SCRIPT, path)
+
+    def unfill_disk(self, name: str, path: str = "/var") -> None:
+        self._in_node(name, 'umount "$1"', path)
+
+    def _in_node(self, name: str, script: str, path: str) -> None:
+        node = self.node(name)
+        if not node.alive():
+            raise LabError(f"{name} is not running")
+        if not path.startswith("/") or ".." in path.split("/"):
+            raise LabError(f"{path!r}: give an absolute path on the node")
+        done = subprocess.run(["nsenter", "-t", str(node.pid), "-m", "-u", "sh", "-c", script, "sh", path],
+                              capture_output=True, text=True, cwd="/")
+        if done.returncode != 0:
+            raise LabError(f"{name}: {done.stderr.strip() or f'exit {done.returncode}'}")
 
     # -- hub services --------------------------------------------------------------------------
     def start_hubs(self, name: str, services: Iterable[str] | None = None, timeout: float = 20.0) -> list[LabHub]:
