@@ -205,3 +205,28 @@ def test_token_states_across_hubs() -> None:
     assert token.state == "revoking"
     token.hubs["h2"] = "revoked"
     assert token.state == "revoked" and token.pending() == []
+
+
+# -- bad input through the CLI: exit 4, nothing touched -------------------------------------------
+def test_bad_input_is_refused_before_any_connection(tmp_path: Path) -> None:
+    from tests.conftest import Cli
+
+    cli = Cli(tmp_path / "home")
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(INVENTORY)
+    no_hubs = tmp_path / "nohubs.yml"
+    no_hubs.write_text("all:\n  hosts:\n    t1: {ansible_host: 127.0.0.3}\n")
+    cases = [
+        (["tenant", "add", "Bad Name", "--machine", "t1", "-i", str(inventory)], "tenant name 'Bad Name'"),
+        (["tenant", "add", "acme", "--machine", "nosuch", "-i", str(inventory)], "tenant machine 'nosuch' is not in"),
+        (["tenant", "add", "acme", "-i", str(inventory)], "no host 'acme' in"),
+        (["tenant", "add", "acme", "--machine", "t1", "-i", str(no_hubs)], "no hub host"),
+        (["tenant", "remove", "ghost", "-i", str(inventory)], "no tenant named 'ghost'"),
+        (["hub", "tokens", "--tenant", "ghost"], "no tenant named 'ghost'"),
+        (["hub", "verify", "-i", str(no_hubs)], "no hub host"),
+    ]
+    for args, message in cases:
+        result = cli(*args)
+        assert result.returncode == ExitCode.BAD_INPUT, result
+        assert message in result.stderr, result
+    assert not (tmp_path / "home" / "hubs" / "tenants").exists() or not list((tmp_path / "home/hubs/tenants").iterdir())

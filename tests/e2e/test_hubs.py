@@ -109,6 +109,12 @@ def proofs(result_stdout: str) -> dict[tuple[str, str], bool]:
     return {(c["service"], c["case"]): c["ok"] for c in json.loads(result_stdout)["checks"]}
 
 
+def hub_findings(health_json: str) -> dict[tuple[str, str], tuple[str, str]]:
+    hosts = json.loads(health_json)["hosts"]
+    return {(h, f["check"]): (f["severity"], f["message"]) for h, v in hosts.items() for f in v["findings"]
+            if f["check"].startswith("hub")}
+
+
 def collect(lab: Lab, machine: str) -> None:
     for kind in KINDS:
         value = token(lab, machine, kind)
@@ -205,6 +211,13 @@ def test_remove_with_the_voice_hub_down_stays_pending_until_reconcile(hublab: La
         assert sorted(states.values()) == ["pending-revoke", "revoked"], states
         again = hcli("hub", "reconcile", "-i", inv)
         assert again.returncode == 3 and "voice on lab-004" in again.stderr, again
+        swept = hcli("health", "-i", inv, "--format", "json")
+        assert swept.returncode == 2, swept
+        found = hub_findings(swept.stdout)
+        assert found[(HUB, "hub_revocations")][0] == "CRITICAL" and "beta's voice token" in found[
+            (HUB, "hub_revocations")][1]
+        assert found[("lab-005", "hub_token:voice@lab-004")][0] == "CRITICAL"
+        assert found[("lab-005", "hub_token:embedder@lab-004")][0] == "OK"
     finally:
         hublab.start_hubs(HUB, ["voice"])
     assert "pending-revoke" in tokens_state(hcli, "beta").values()  # not revoked until proven
@@ -217,6 +230,11 @@ def test_remove_with_the_voice_hub_down_stays_pending_until_reconcile(hublab: La
         assert not any(ident in row for row in registry(hublab, kind))  # every service kind, every record
     assert not hublab.node("lab-006").path("/etc/zeta/hubs.env").exists()
     assert not hublab.node("lab-006").path("/run/zeta/creds/hub-voice").exists()
+    found = hub_findings(hcli("health", "-i", inv, "--format", "json").stdout)
+    assert {k: v[0] for k, v in found.items() if k[1] != "hub_capacity"} == {
+        (HUB, "hub_revocations"): "OK", **{(m, f"hub_token:{k}@{HUB}"): "OK" for m in ("lab-005", "lab-003")
+                                           for k in KINDS}}
+    assert found[(HUB, "hub_capacity")][0] == "OK"
     # the other two still work
     verified = hcli("hub", "verify", "-i", inv, "--format", "json", check_rc=0)
     assert {c["tenant"] for c in json.loads(verified.stdout)["checks"]} == {"acme", "gamma"}
@@ -322,6 +340,21 @@ def test_concurrent_adds_and_removes_serialise_on_the_registry(hublab: Lab, hcli
         assert not list(hublab.node(HUB).path(f"/var/lib/zeta/hubs/{kind}").glob(".registry.*"))  # no temp left
 
 
+# -- retiring a tenant machine ---------------------------------------------------------------------
+def test_retiring_a_tenant_machine_revokes_its_tenant_on_every_hub(hublab: Lab, hcli: CredCli) -> None:
+    inv = str(hublab.inventory)
+    ident = identity(hcli, "acme")
+    held = {kind: token(hublab, "lab-005", kind) for kind in KINDS}
+    retired = hcli("node", "retire", "lab-005", "-i", inv, check_rc=0)
+    assert "lab-005: tenant acme: acme removed: its tokens are refused by every hub" in retired.stderr, retired
+    assert "lab-005: removed from" in retired.stderr
+    assert set(tokens_state(hcli, "acme").values()) == {"revoked"}
+    for kind in KINDS:
+        assert status(ask(hublab, kind, request(held[kind], ident))) == 401
+        assert not any(ident in row for row in registry(hublab, kind))
+    assert "lab-005" not in hublab.inventory.read_text()
+
+
 # -- no token anywhere ------------------------------------------------------------------------------
 def test_no_token_appears_in_any_output_log_journal_or_command_line(hublab: Lab, hcli: CredCli, work: Path,
                                                                      sampler: CmdlineSampler) -> None:
@@ -332,7 +365,7 @@ def test_no_token_appears_in_any_output_log_journal_or_command_line(hublab: Lab,
         hcli("runs", "show", run_id, "--events", "--format", "json")
     assert len(ISSUED) >= 12, len(ISSUED)
     # positive controls: the tokens are where they belong, the logs and the sampler captured commands
-    assert token(hublab, "lab-005", "voice") in ISSUED
+    assert token(hublab, "lab-003", "voice") in ISSUED
     log_text = (work / "debug.log").read_text()
     commands = [line.split("  Command: ", 1)[1] for line in log_text.splitlines() if "  Command: " in line]
     assert any(c == "sh" for c in commands) and any("flock" in c for c in sampler.seen)

@@ -69,13 +69,15 @@ def _health(inventory: Path | None, limit: str | None, output_format: str, outpu
                                    for t, c, s, m, since in rows],
                                   headers=["sweep", "check", "severity", "finding", "failing since"]) + "\n")
         return 0
+    from zetactl.health.hubs import hub_view
     from zetactl.health.sweep import sweep, sweep_lock
 
     inv = load_inventory(inventory_path(inventory))
     hosts = [inv.host(n) for n in select_hosts(inv, limit or "all", origin="--limit")]
     with sweep_lock():
         started = time.monotonic()
-        results = asyncio.run(sweep(hosts, deadline=deadline, forks=forks, connect_timeout=connect_timeout))
+        results = asyncio.run(sweep(hosts, deadline=deadline, forks=forks, connect_timeout=connect_timeout,
+                                    hubs=hub_view(inv)))
         elapsed = time.monotonic() - started
         since = store.record(store.database(), results, keep_days=keep_days)
     if output_format == "prometheus":

@@ -122,9 +122,33 @@ def retire(host: Annotated[str, typer.Argument(help="Host name from the inventor
     from zetactl.nodes import retire as do_retire
     from zetactl.transport import ConnectOptions
 
+    _revoke_tenants_on(host, inventory, connect_timeout, force=force)
     for line in asyncio.run(do_retire(inventory_path(inventory), host,
                                       ConnectOptions(connect_timeout=connect_timeout), force=force)):
         err(f"{host}: {line}")
+
+
+def _revoke_tenants_on(host: str, inventory: Path | None, connect_timeout: float, *, force: bool) -> None:
+    """A retired tenant machine's tenants are removed first: revoked on every hub, proven refused."""
+    from zetactl.hubs import records
+
+    held = [t for t in records.all_tenants() if t.machine == host and (t.state != "removed" or t.pending())]
+    if not held:
+        return
+    from zetactl.cli.tenant import hubs_for
+    from zetactl.errors import ExitCode
+    from zetactl.hubs import tenants
+    from zetactl.nodes import IdentityError
+
+    hubs, path = hubs_for(inventory, connect_timeout)
+    for tenant in held:
+        report = tenants.remove(hubs, path, tenant.name)
+        for line in report.done + report.pending + report.failed:
+            err(f"{host}: tenant {tenant.name}: {line}")
+        if report.exit_code != ExitCode.OK and not force:
+            raise IdentityError(f"{host}: tenant {tenant.name}'s revocation is not finished, so the node is not "
+                                "retired: `zetactl hub reconcile`, then retire again (or --force: the pending "
+                                "revocations stay in `hub tokens` and `health`)")
 
 
 COMMANDS = {"register": register, "trust": trust, "rekey-host": rekey_host, "rotate-identity": rotate_identity,

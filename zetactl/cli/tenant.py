@@ -75,7 +75,8 @@ def add(
     hubs, path = hubs_for(inventory, connect_timeout)
     target = machine or name
     if target not in hubs.inv.hosts:
-        raise BadInput(f"no host {target!r} in {path}: say which machine the tenant runs on with --machine HOST")
+        raise BadInput(f"tenant machine {machine!r} is not in {path}" if machine else
+                       f"no host {target!r} in {path}: say which machine the tenant runs on with --machine HOST")
     finish(tenants.add(hubs, path, name, target), output_format)
 
 

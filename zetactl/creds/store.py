@@ -103,9 +103,10 @@ def node_id(host: Host) -> str:
 
 
 def seal_for_hosts(name: str, value: Secret, hosts: list[Host], target: Target, *, not_after: int,
-                   recovery: tuple[str, ...] = (), previous: Record | None = None) -> Record:
-    """Seal a new generation of NAME to each host; the record becomes `pending` until pushed."""
-    generation = (previous.generation + 1) if previous else 1
+                   recovery: tuple[str, ...] = (), previous: Record | None = None, min_generation: int = 1) -> Record:
+    """Seal a new generation of NAME to each host (at least `min_generation`: above what a node already holds);
+    the record becomes `pending` until pushed."""
+    generation = max((previous.generation + 1) if previous else 1, min_generation)
     record = Record(name=name, generation=generation, target=target, not_after=not_after,
                     created=int(time.time()), state="pending")
     for host in hosts:

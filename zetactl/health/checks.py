@@ -91,7 +91,7 @@ def number(host: Host, name: str, default: float) -> float:
     return float(value)
 
 
-def probe_script(host: Host, checks: list[CustomCheck], timeout: float) -> str:
+def probe_script(host: Host, checks: list[CustomCheck], timeout: float, extra: list[str] | None = None) -> str:
     disks = host.vars.get("zeta_health_disks") or ["/", "/nix", "/var", "/run"]
     lines = [
         "exec 2>/dev/null",
@@ -114,6 +114,7 @@ def probe_script(host: Host, checks: list[CustomCheck], timeout: float) -> str:
         else:
             lines.append(f"timeout {max(1, int(timeout))} sh -c {q(check.target)} </dev/null >/dev/null 2>&1; "
                          f"echo \"custom {index} exit-$?\"")
+    lines += extra or []
     lines.append("echo \"clock $(date +%s.%N)\"")  # last: slow checks above do not bias the skew
     return "\n".join(lines) + "\n:\n"
 

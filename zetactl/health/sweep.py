@@ -13,6 +13,7 @@ from pathlib import Path
 
 from zetactl.errors import BadInput, ZetaError
 from zetactl.health.checks import HostHealth, Severity, custom_checks, judge, parse, probe_script
+from zetactl.health.hubs import HubView, judge_hubs
 from zetactl.inventory import Host
 from zetactl.paths import state_dir
 from zetactl.transport import ConnectOptions, HostKeyRefused, Unreachable, connect, run
@@ -55,8 +56,9 @@ def credential_records(hosts: Sequence[Host]) -> dict[str, dict[str, dict[str, o
 
 
 async def sweep(hosts: Sequence[Host], *, deadline: float, forks: int = 200,
-                connect_timeout: float = 5.0) -> list[HostHealth]:
+                connect_timeout: float = 5.0, hubs: HubView | None = None) -> list[HostHealth]:
     records = credential_records(hosts)
+    hubs = hubs or HubView()
     semaphore = asyncio.Semaphore(max(1, forks))
     started = time.monotonic()
     ends_at = asyncio.get_running_loop().time() + deadline  # one deadline for the sweep, queueing included
@@ -76,7 +78,8 @@ async def sweep(hosts: Sequence[Host], *, deadline: float, forks: int = 200,
                 conn = await connect(host, options)
                 async with conn:
                     sent = time.time()
-                    result = await run(conn, "sh", probe_script(host, checks, connect_timeout))
+                    script = probe_script(host, checks, connect_timeout, hubs.lines(host))
+                    result = await run(conn, "sh", script)
                     received = time.time()
                 health.latency = time.monotonic() - begin
         except HostKeyRefused as exc:
@@ -94,7 +97,9 @@ async def sweep(hosts: Sequence[Host], *, deadline: float, forks: int = 200,
             health.add("probe", Severity.UNKNOWN, f"probe script exited {result.exit_status}")
             return health
         try:
-            judge(host, health, parse(str(result.stdout)), sent, received, checks, records.get(host.name, {}))
+            values = parse(str(result.stdout))
+            judge(host, health, values, sent, received, checks, records.get(host.name, {}))
+            judge_hubs(host, health, values, hubs)
         except BadInput as exc:  # one host's bad setting must not cost the whole sweep
             health.add("inventory", Severity.UNKNOWN, f"bad health setting: {exc}")
         return health

@@ -55,12 +55,15 @@ def check_tenant_name(name: str) -> str:
 
 def hub_services(inv: Inventory) -> list[HubService]:
     """Every hub service of the inventory, validated (host order, then the order declared)."""
+    return [service for host in inv.hosts.values() for service in host_services(host)]
+
+
+def host_services(host: Host) -> list[HubService]:
+    """The hub services a host runs (its `zeta_hubs`), validated; [] for a host that is no hub."""
     services: list[HubService] = []
-    for host in inv.hosts.values():
-        declared = host.vars.get("zeta_hubs")
-        if declared is None:
-            continue
-        where = f"{host.source or inv.path}: host {host.name}: zeta_hubs"
+    declared = host.vars.get("zeta_hubs")
+    if declared is not None:
+        where = f"{host.source}: host {host.name}: zeta_hubs"
         if not isinstance(declared, list):
             raise BadInput(f"{where}: expected a list of services")
         seen: set[str] = set()

@@ -49,6 +49,9 @@ from zetactl.inventory import Inventory
 from zetactl.transport import ConnectOptions, connect, run
 
 T = TypeVar("T")
+# restarted when a token changes (they load it with LoadCredential=, playbooks/templates/zeta-tenant.nix.j2);
+# a machine without them is no error
+TENANT_UNITS = ("zeta-tenant-apps.service",)
 
 
 class HubFull(ZetaError):
@@ -242,10 +245,12 @@ async def prove_revoked(hubs: Hubs, tenant: Tenant, report: Report, old_files: d
     todo = [(t, host) for t in tenant.tokens if t.retired for host, s in t.hubs.items() if s == "revoking"]
     if not todo:
         return
-    machine = hubs.inv.host(tenant.machine)
+    machine = hubs.inv.hosts.get(tenant.machine)
     checks = [probe.Check("old-token", hub, old_files[t.token_id], tenant.identity)
               for t, host in todo for hub in hubs.on(host) if hub.name == t.service and t.token_id in old_files]
     try:
+        if machine is None:  # retired: no longer in the inventory
+            raise Unreachable(f"{tenant.machine} is no longer in the inventory")
         results = await probe.run_checks(machine, checks, hubs.options)
     except Unreachable:
         await _prove_by_registry(hubs, tenant, todo, report)
@@ -306,6 +311,8 @@ async def prove_tenant(hubs: Hubs, tenant: Tenant, report: Report) -> None:
     own = [hub for kind in sorted({t.service for t in tenant.current()}) for hub in hubs.offering(kind)]
     checks = probe.tenant_checks(tenant.identity, own, other_identity=other_identity(tenant))
     try:
+        if tenant.machine not in hubs.inv.hosts:
+            raise Unreachable(f"not in {hubs.inv.path}")
         results = await probe.run_checks(hubs.inv.host(tenant.machine), checks, hubs.options)
     except Unreachable as exc:
         report.pending.append(f"{tenant.name}: tenant machine {tenant.machine} unreachable: {exc}")
@@ -320,8 +327,11 @@ async def prove_tenant(hubs: Hubs, tenant: Tenant, report: Report) -> None:
 # -- delivery to the tenant machine -----------------------------------------------------------------------
 
 def seal_tokens(hubs: Hubs, tenant: Tenant, minted: dict[str, tokens.Minted]) -> None:
-    """Seal each new token as the next generation of the tenant's credential hub-KIND.TENANT."""
+    """Seal each new token as the next generation of the tenant's credential hub-KIND.TENANT, above the
+    generation the machine already holds (left by an earlier tenant of that name, or another controller)."""
     host = hubs.inv.host(tenant.machine)
+    names = [credential_name(tenant.name, t.service) for t in tenant.tokens if t.token_id in minted]
+    held = asyncio.run(installed_generations(hubs, tenant.machine, names))
     for token in tenant.tokens:
         secret = minted.get(token.token_id)
         if secret is None:
@@ -329,9 +339,23 @@ def seal_tokens(hubs: Hubs, tenant: Tenant, minted: dict[str, tokens.Minted]) ->
         name = credential_name(tenant.name, token.service)
         previous = creds_store.load(name) if name in creds_store.names() else None
         record = creds_store.seal_for_hosts(name, secret.token, [host],
-                                            creds_store.Target(path=token_path(token.service)), not_after=0,
-                                            previous=previous)
+                                            creds_store.Target(path=token_path(token.service), units=TENANT_UNITS),
+                                            not_after=0,
+                                            previous=previous, min_generation=held.get(name, 0) + 1)
         token.generation = record.generation
+
+
+async def installed_generations(hubs: Hubs, machine: str, names: list[str]) -> dict[str, int]:
+    """The generation of each credential the machine holds (its markers); {} when it cannot be reached."""
+    script = "".join(f"echo \"{n} $(sed -n 's/^generation //p' /var/lib/zeta/creds/{n}.meta 2>/dev/null)\"\n"
+                     for n in names)
+    try:
+        async with await connect(hubs.inv.host(machine), hubs.options) as conn:
+            result = await run(conn, "sh", script)
+    except Unreachable:
+        return {}
+    found = (line.split() for line in str(result.stdout).splitlines())
+    return {f[0]: int(f[1]) for f in found if len(f) == 2 and f[1].isdigit()}
 
 
 def delivery_playbook(hubs: Hubs, tenant: Tenant, *, retire: bool = False) -> Path:
@@ -394,6 +418,10 @@ echo removed
 
 async def remove_files(hubs: Hubs, tenant: Tenant) -> str | None:
     kinds = sorted({t.service for t in tenant.tokens})
+    if tenant.machine not in hubs.inv.hosts:  # retired: its files went with it
+        for kind in kinds:
+            shutil.rmtree(creds_store.creds_dir() / credential_name(tenant.name, kind), ignore_errors=True)
+        return None
     script = REMOVE_FILES.format(names=" ".join(credential_name(tenant.name, k) for k in kinds),
                                  paths=" ".join(token_path(k) for k in kinds), endpoints=ENDPOINTS_FILE)
     try:

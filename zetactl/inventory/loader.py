@@ -25,7 +25,7 @@ CONNECTION_VARS = {
     # health sweep settings (docs/health.md)
     "zeta_health_checks", "zeta_health_disks", "zeta_health_disk_warn", "zeta_health_disk_crit",
     "zeta_health_mem_warn", "zeta_health_mem_crit", "zeta_health_skew_warn", "zeta_health_skew_crit",
-    "zeta_health_cred_warn_days",
+    "zeta_health_cred_warn_days", "zeta_health_hub_fits_warn",
     # variables the shipped playbooks read (playbooks/*.yml)
     "zeta_cluster", "zeta_agents", "zeta_agent_defaults", "zeta_agent_overrides", "zeta_hubs",
 }

@@ -156,8 +156,10 @@ for old in $(ls "$G"); do
   case "$old" in "$gen"|"$cur") ;; *) rm -f "$G/$old" ;; esac   # keep the previous until retired
 done
 cp "$W/envelope.age" "$S/.$N.age.tmp" && mv -f "$S/.$N.age.tmp" "$S/$N.age"
-units=$(h units)
-[ -z "$units" ] || systemctl try-restart -- $units
+for unit in $(h units); do  # a unit this node does not have (yet) is no error
+  [ "$(systemctl show -p LoadState --value -- "$unit" 2>/dev/null)" = not-found ] && continue
+  systemctl try-restart -- "$unit"
+done
 # the marker last: a failed restart (or a cut connection) makes the next run install and restart again
 { printf 'generation %s\ndigest %s\nnot-after %s\npath %s\ninstalled %s\n' "$gen" "$(h digest)" "$na" "$path" \
     "$(date +%s)"; } > "$S/.$N.meta.tmp" && mv -f "$S/.$N.meta.tmp" "$S/$N.meta"
