@@ -393,8 +393,9 @@ class Lab:
             log = open(self.dir / "nodes" / name / f"hub-{service}.log", "ab")  # noqa: SIM115 - handed to the child
             try:
                 proc = subprocess.Popen(
+                    # the node sees zetactl/lab/bin as /usr/local/sbin (a checkout under /tmp is hidden there)
                     ["nsenter", "-t", str(node.pid), "-m", "-u", "--wd=/", "/usr/bin/python3",
-                     str(BIN_DIR / "zeta-lab-hub"), "--service", service,
+                     "/usr/local/sbin/zeta-lab-hub", "--service", service,
                      "--listen", f"{node.address}:{port}", "--registry", registry],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
                 )
