@@ -73,8 +73,8 @@ def cli(tmp_path: Path) -> Cli:
 
 def _lab(directory: Path, count: int, subnet: int) -> Iterator[Lab]:
     lab = Lab(directory, subnet=subnet)
-    lab.up(count)
-    try:
+    try:  # a lab that failed half-way up is stopped too
+        lab.up(count)
         yield lab
     finally:
         lab.down()
