@@ -6,8 +6,11 @@ target, the `creates` file, sshd active). It changes nothing and knows nothing: 
 tool must do for a no-op run. Run with the project's venv (asyncssh, jinja2, pyyaml):
 
     .venv/bin/python benchmarks/floor.py check -i LAB/inventory.yml --dir /etc/bench-zetactl
+    .venv/bin/python benchmarks/floor.py apply -i LAB/inventory.yml --dir /etc/bench-floor
     .venv/bin/python benchmarks/floor.py reset -i LAB/inventory.yml /etc/bench-zetactl /etc/bench-ansible
 
+`apply` is the floor of a first run: one script per host that makes every change of the workload on a clean
+node (no probing, no decisions, no verification: it knows the node is clean), the handler included.
 `check` exits 0 when every host passes every check; `reset` removes the given directories (run.py
 uses it to give each first run a clean node). Host keys are checked against the lab's pinned
 known_hosts (the inventory's zeta_known_hosts), like every tool in the benchmark.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import shlex
 import sys
@@ -72,8 +76,7 @@ def load_nodes(inventory: Path) -> list[Node]:
 
 def check_script(node: Node, bench_dir: str, env: jinja2.Environment) -> str:
     """The shell script that checks the 10 managed things on one node; prints one line per drift."""
-    context = {**PLAY_VARS, **node.vars, "inventory_hostname": node.name, "group_names": list(node.groups),
-               "bench_dir": bench_dir}
+    context = render_context(node, bench_dir)
     d = shlex.quote(bench_dir)
     lines = [
         "set -u",
@@ -98,6 +101,33 @@ def check_script(node: Node, bench_dir: str, env: jinja2.Environment) -> str:
     return "\n".join(lines) + "\n"
 
 
+def apply_script(node: Node, bench_dir: str, env: jinja2.Environment) -> str:
+    """The shell script that makes the 10 changes on a clean node, then prints `checked`."""
+    d = shlex.quote(bench_dir)
+    lines = ["set -eu", "cd /", f"mkdir -p {d}/conf.d", f"chmod 755 {d} {d}/conf.d"]
+    for template, (relative, mode) in TEMPLATES.items():
+        content = env.get_template(template).render(render_context(node, bench_dir)).encode()
+        path = shlex.quote(f"{bench_dir}/{relative}")
+        tmp = shlex.quote(f"{bench_dir}/.{relative.replace('/', '_')}.tmp")
+        lines += [f"base64 -d > {tmp} <<'EOF'", base64.b64encode(content).decode(), "EOF",
+                  f"chmod {mode} {tmp}", f"mv -f {tmp} {path}"]
+    banner = shlex.quote(f"bench node {node.name} ({node.vars['zeta_role']})")
+    lines += [
+        f"printf '%s\\n' {banner} >> {d}/motd",
+        f"ln -sfn {d}/node.conf {d}/current",
+        f"[ -e {d}/node-id ] || head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n' > {d}/node-id",
+        "systemctl is-active --quiet -- sshd.service || systemctl start -- sshd.service",
+        f"touch {d}/reloaded",
+        "echo checked",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_context(node: Node, bench_dir: str) -> dict[str, Any]:
+    return {**PLAY_VARS, **node.vars, "inventory_hostname": node.name, "group_names": list(node.groups),
+            "bench_dir": bench_dir}
+
+
 async def on_node(node: Node, script: str) -> tuple[str, bool, str]:
     try:
         async with asyncssh.connect(
@@ -114,11 +144,12 @@ async def on_node(node: Node, script: str) -> tuple[str, bool, str]:
 
 async def main_async(args: argparse.Namespace) -> int:
     nodes = load_nodes(args.inventory)
-    if args.mode == "check":
+    if args.mode in ("check", "apply"):
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(WORKLOAD / "templates")),
                                  undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                                  autoescape=False)
-        scripts = {n.name: check_script(n, args.dir, env) for n in nodes}
+        make = check_script if args.mode == "check" else apply_script
+        scripts = {n.name: make(n, args.dir, env) for n in nodes}
     else:
         dirs = " ".join(shlex.quote(d) for d in args.paths if d.startswith("/etc/bench-"))
         scripts = {n.name: f"rm -rf -- {dirs}\necho checked\n" for n in nodes}
@@ -137,6 +168,9 @@ def main() -> int:
     check = sub.add_parser("check", help="check the 10 managed things on every host")
     check.add_argument("-i", "--inventory", type=Path, required=True)
     check.add_argument("--dir", default="/etc/bench-zetactl", help="the bench directory to check")
+    apply = sub.add_parser("apply", help="make the 10 changes on every (clean) host: the first-run floor")
+    apply.add_argument("-i", "--inventory", type=Path, required=True)
+    apply.add_argument("--dir", default="/etc/bench-floor", help="the bench directory to write")
     reset = sub.add_parser("reset", help="remove bench directories on every host")
     reset.add_argument("-i", "--inventory", type=Path, required=True)
     reset.add_argument("paths", nargs="+", help="directories under /etc/bench-* to remove")

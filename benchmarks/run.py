@@ -46,7 +46,7 @@ DOC = ROOT / "docs" / "benchmarks.md"
 
 SUBNET = 100  # 127.0.100.x: never the subnet of the project's own tests (10)
 TOOLS = ("zetactl", "ansible", "pyinfra")
-BENCH_DIRS = {tool: f"/etc/bench-{tool}" for tool in TOOLS}
+BENCH_DIRS = {tool: f"/etc/bench-{tool}" for tool in (*TOOLS, "floor")}
 # On a clean node 9 of the 10 steps change (sshd is already running), plus the notified handler.
 FIRST_RUN_CHANGES = 10
 VENV_SPECS = {"ansible": "ansible-core>=2.19,<2.20", "pyinfra": "pyinfra>=3,<4"}
@@ -368,6 +368,15 @@ class Floor:
         if result.returncode != 0:
             raise BenchError(f"could not reset the nodes (exit {result.returncode}); see {result.log}")
 
+    def apply(self, label: str) -> Completed:
+        """The first-run floor: one script per host making every change (timed), then checked (not timed)."""
+        result = run_timed([PROJECT_PYTHON, FLOOR, "apply", "-i", self.lab.inventory,
+                            "--dir", BENCH_DIRS["floor"]], label, self.env)
+        if result.returncode != 0:
+            raise BenchError(f"floor apply failed (exit {result.returncode}); see {result.log}")
+        self.verify_other("floor", f"{label}-verify")
+        return result
+
     def verify_other(self, tool: str, label: str) -> None:
         """The other tools' trees must hold the same content (an equivalence check, not timed)."""
         result = run_timed([PROJECT_PYTHON, FLOOR, "check", "-i", self.lab.inventory,
@@ -468,13 +477,15 @@ def tables(m: Measurements, sizes: Sequence[int]) -> list[tuple[str, list[str], 
         z, a, p, f = (m.median(size, tool, "noop") for tool in (*TOOLS, "floor"))
         noop_rows.append([str(size), seconds(z), seconds(a), seconds(p), seconds(f),
                           ratio(a, z), ratio(p, z), ratio(z, f)])
-        z1, a1, p1 = (m.median(size, tool, "first") for tool in TOOLS)
-        first_rows.append([str(size), seconds(z1), seconds(a1), seconds(p1), ratio(a1, z1), ratio(p1, z1)])
+        z1, a1, p1, f1 = (m.median(size, tool, "first") for tool in (*TOOLS, "floor"))
+        first_rows.append([str(size), seconds(z1), seconds(a1), seconds(p1), seconds(f1), ratio(a1, z1),
+                           ratio(p1, z1), ratio(z1, f1)])
     return [
         ("No-op re-run, wall seconds", ["hosts", "zetactl", "ansible", "pyinfra", "floor", "ansible/zetactl",
                                         "pyinfra/zetactl", "zetactl/floor"], noop_rows),
-        ("First run (everything changes), wall seconds", ["hosts", "zetactl", "ansible", "pyinfra",
-                                                          "ansible/zetactl", "pyinfra/zetactl"], first_rows),
+        ("First run (everything changes), wall seconds", ["hosts", "zetactl", "ansible", "pyinfra", "floor",
+                                                          "ansible/zetactl", "pyinfra/zetactl", "zetactl/floor"],
+         first_rows),
     ]
 
 
@@ -648,6 +659,9 @@ def benchmark(sizes: Sequence[int], repeat: int, m: Measurements, lab: Lab, zeta
             result = floor.check(f"{tag}-floor")
             m.add(size, "floor", "noop", result)
             log(f"{size} hosts, run {r + 1}/{repeat}: floor: {result.seconds:.2f}s")
+            result = floor.apply(f"{tag}-floor-first")
+            m.add(size, "floor", "first", result)
+            log(f"{size} hosts, run {r + 1}/{repeat}: floor first run: {result.seconds:.2f}s")
             for name in ("ansible", "pyinfra"):
                 floor.verify_other(name, f"{tag}-verify-{name}")
 

@@ -84,3 +84,17 @@ def test_a_flush_probes_what_follows_in_the_same_script(tmp_path: Path) -> None:
     after = remote.parse_probe(output)
     assert set(after) == {1}  # only the follower's fresh probe, taken after the command ran
     assert isinstance(follower.decide(after[1]), NoChange)
+
+
+def test_creating_a_directory_does_not_stale_the_probes_beneath_it() -> None:
+    from zetactl.engine.host import stale
+
+    made = make("directory", path="/a/b", mode="0755")
+    removed = make("directory", path="/a/b", state="absent")
+    assert not made.touches_below() and removed.touches_below()
+    assert not stale("/a/b/f", "/a/b", made.touches_below())  # still absent after mkdir: the decision holds
+    assert stale("/a", "/a/b", made.touches_below())  # mkdir -p may create the ancestor
+    assert stale("/a/b", "/a/b", made.touches_below())
+    assert stale("/a/b/f", "/a/b", removed.touches_below())  # rm -rf takes what is beneath
+    assert stale("/x", "/", False) and not stale("/a/bc", "/a/b", True)
+    assert make("file", path="/a/b/f", content="x").touches_below()

@@ -107,6 +107,13 @@ def overlaps(a: str, b: str) -> bool:
     return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
 
 
+def stale(probed: str, changed: str, below: bool) -> bool:
+    """Whether a change of `changed` (and, if `below`, of what is beneath it) may alter a probe of `probed`."""
+    if below:
+        return overlaps(probed, changed)
+    return probed == "/" or changed == "/" or probed == changed or changed.startswith(probed.rstrip("/") + "/")
+
+
 class HostRun:
     def __init__(self, plan: HostPlan, settings: RunSettings, journal: Journal, resume: Resume,
                  listener: Listener | None = None) -> None:
@@ -312,12 +319,12 @@ class HostRun:
         if observed is None:
             observed = await self._probe(conn, todo)
         batch: list[tuple[int, Step, Change]] = []
-        dirty: list[str] = []
+        dirty: list[tuple[str, bool]] = []  # (path changed by the batch, whether beneath it may change)
         check_dirty: list[str] = []  # --check: paths earlier steps would change
         barrier = False
         for position, (key, step) in enumerate(todo):
             record = self.records[key]
-            if batch and (barrier or any(overlaps(p, d) for p in step.touches() for d in dirty)):
+            if batch and (barrier or any(stale(p, d, below) for p in step.touches() for d, below in dirty)):
                 ok, fresh = await self._flush(conn, batch, todo[position:])
                 if not ok:
                     self._block([k for k, _ in todo[position:]])
@@ -354,7 +361,7 @@ class HostRun:
                     observed.update(await self._probe(conn, rest))
                 continue
             batch.append((key, step, decision))
-            dirty.extend(step.touches())
+            dirty.extend((path, step.touches_below()) for path in step.touches())
             barrier = barrier or step.barrier
         if not batch:
             return True

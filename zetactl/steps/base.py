@@ -100,6 +100,11 @@ class Step(ABC):
         """Remote paths the apply changes: a later step probing an overlapping path is re-probed."""
         return (self.target(),)
 
+    def touches_below(self) -> bool:
+        """Whether the apply may change what is beneath the paths it touches (False: only those paths and
+        their ancestors, as `mkdir -p` and a chmod of a directory do)."""
+        return True
+
     def extra_time(self) -> float:
         """Seconds this step may need beyond the host's --timeout (a NixOS switch and its confirmation)."""
         return 0.0

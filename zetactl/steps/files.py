@@ -61,6 +61,9 @@ class Directory(PathStep):
     options: ClassVar[dict[str, Option]] = {"path": PATH, "mode": MODE, "owner": OWNER, "group": GROUP,
                                             "state": STATE}
 
+    def touches_below(self) -> bool:
+        return bool(self.args["state"] == "absent")  # creating or chmod-ing a directory leaves its contents alone
+
     def decide(self, observed: Observed) -> Decision:
         a = self.args
         if a["state"] == "absent":
