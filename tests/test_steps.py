@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,23 +74,45 @@ def b64(text: str) -> str:
     ({"line": "a = 1", "state": "absent"}, "a = 1\nb = 2\n", "b = 2\n"),
     ({"regexp": "^#", "state": "absent"}, "# x\nkeep\n# y\n", "keep\n"),
 ])
-def test_line_in_file_edits(args: dict[str, Any], old: str, new: str) -> None:
-    the_step = step("line_in_file", path="/f", **args)
+def test_line_in_file_edits(args: dict[str, Any], old: str, new: str, tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_text(old)
+    the_step = step("line_in_file", path=str(target), **args)
     decision = the_step.decide({"type": "file", "mode": "644", "content": b64(old)})
     assert isinstance(decision, Change)
     assert (decision.diff and "+" in decision.diff) or "-" in (decision.diff or "")
-    # the new content travels in the script as base64: decode it back
-    encoded = decision.script.split("<<'ZETA_EOF'\n", 1)[1].split("\nZETA_EOF", 1)[0].replace("\n", "")
-    import base64
-    assert base64.b64decode(encoded).decode() == new
+    # the script writes the new content (run for real, as the node's sh would)
+    subprocess.run(["sh", "-ec", decision.script], check=True)
+    assert target.read_text() == new and oct(target.stat().st_mode)[-3:] == "644"
     # and with the new content in place there is nothing more to do
     assert isinstance(the_step.decide({"type": "file", "mode": "644", "content": b64(new)}), NoChange)
 
 
-def test_line_in_file_missing_file_needs_create() -> None:
+def test_line_in_file_missing_file_needs_create(tmp_path: Path) -> None:
     assert "create: true" in step("line_in_file", path="/f", line="x").decide({"type": "absent"}).script  # type: ignore[union-attr]
-    created = step("line_in_file", path="/f", line="x", create=True).decide({"type": "absent"})
-    assert isinstance(created, Change) and "base64 -d" in created.script
+    created = step("line_in_file", path=str(tmp_path / "f"), line="x", create=True).decide({"type": "absent"})
+    assert isinstance(created, Change)
+    subprocess.run(["sh", "-ec", created.script], check=True)
+    assert (tmp_path / "f").read_text() == "x\n" and oct((tmp_path / "f").stat().st_mode)[-3:] == "644"
+
+
+@pytest.mark.parametrize("content", [b"plain text\n", b"it's 100% \"quoted\" $HOME `x` \\n", b"no newline",
+                                     "\u00e9t\u00e9 \u2603\n".encode(), b"bin\0ary\xff\n", b""])
+@pytest.mark.parametrize("mode", [None, "0640", "0755", "0400"])
+def test_written_files_hold_exact_bytes_and_mode(tmp_path: Path, content: bytes, mode: str | None) -> None:
+    from zetactl.steps.base import write_file_script
+
+    for exists in (False, True):
+        target = tmp_path / f"f-{exists}"
+        if exists:
+            target.write_bytes(b"old")
+            target.chmod(0o600)
+        subprocess.run(["sh", "-ec", write_file_script(str(target), content, mode, None, None, exists=exists)],
+                       check=True)
+        assert target.read_bytes() == content
+        want = mode or ("0600" if exists else "0644")  # no mode given: an existing file keeps its own
+        assert oct(target.stat().st_mode)[-3:] == want[-3:], (exists, mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f-False", "f-True"]  # no temp file left
 
 
 def test_sensitive_content_never_reaches_the_diff() -> None:

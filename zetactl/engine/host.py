@@ -126,6 +126,7 @@ class HostRun:
         self.outcome = HostOutcome(plan.host.name)
         self.notified: set[str] = set(resume.notified)
         self.prefetched: dict[int, dict[str, str]] = {}
+        self.session: asyncssh.SSHClientProcess[str] | None = None  # the lock channel, which runs our scripts
         # steps, then handlers, numbered in one sequence (the journal's step keys)
         offset = len(plan.steps)
         self.steps = list(enumerate(plan.steps))
@@ -409,9 +410,28 @@ class HostRun:
             if record.state in (State.PENDING, State.DRIFTED):
                 self.move(record, State.BLOCKED, "an earlier step failed")
 
+    async def _sh(self, conn: asyncssh.SSHClientConnection, script: str) -> remote.Ran:
+        """Run an engine script: on the lock session when the run holds the lock (no new SSH session per
+        round trip), else on a channel of its own (--check takes no lock)."""
+        if self.session is None:
+            done = await run(conn, "sh", script)
+            return remote.Ran(done.exit_status, str(done.stdout or ""), str(done.stderr or ""),
+                              str(done.exit_signal) if done.exit_signal else None)
+        try:
+            self.session.stdin.write(remote.framed(script))
+            answer = await self.session.stdout.readuntil(remote.RS + "END ")
+            status = await self.session.stdout.readline()
+        except asyncio.IncompleteReadError:
+            self.session = None
+            return remote.Ran(None, "", "", "the lock session ended")
+        except (OSError, asyncssh.Error) as exc:
+            self.session = None
+            raise Unreachable(f"connection lost: {exc}") from None
+        return remote.split_answer(answer[: -len(remote.RS + "END ")], status)
+
     async def _probe(self, conn: asyncssh.SSHClientConnection, todo: Sequence[tuple[int, Step]]
                      ) -> dict[int, dict[str, str]]:
-        result = await run(conn, "sh", remote.probe_script(todo))
+        result = await self._sh(conn, remote.probe_script(todo))
         if result.exit_status is None:
             raise Unreachable(f"connection lost while probing ({result.exit_signal or 'no exit status'})")
         if result.exit_status != 0:
@@ -422,7 +442,7 @@ class HostRun:
                      reprobe: Sequence[tuple[int, Step]] = ()) -> tuple[bool, dict[int, dict[str, str]]]:
         """Apply and verify a batch; when it all succeeds, also probe `reprobe` (same round trip)."""
         with self._timed("apply"):
-            result = await run(conn, "sh", remote.apply_script(batch, reprobe))
+            result = await self._sh(conn, remote.apply_script(batch, reprobe))
         if result.exit_status is None:  # the remote shell died with the connection or the node
             raise Unreachable(f"connection lost while applying ({result.exit_signal or 'no exit status'})")
         results = remote.parse_apply(str(result.stdout))
@@ -462,11 +482,13 @@ class HostRun:
         """Take the host lock and probe `todo` under it, in one round trip."""
         owner = f"run {self.settings.run_id} from {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
         try:
-            process = await conn.create_process(remote.lock_command(self.settings.lock_timeout, owner))
+            process = await conn.create_process(remote.lock_command(self.settings.lock_timeout, owner),
+                                                errors="replace")
             process.stdin.write(remote.framed(remote.probe_script(todo)))
             line = await process.stdout.readline()
             if line.strip() == "locked":
-                output = await process.stdout.readuntil(remote.RS + "END\n")
+                output = await process.stdout.readuntil(remote.RS + "END ")
+                status = await process.stdout.readline()
         except asyncio.IncompleteReadError:
             raise Unreachable("connection lost while probing") from None
         except (OSError, asyncssh.Error) as exc:
@@ -483,13 +505,18 @@ class HostRun:
                     break
             raise LockBusy(message)
         self.journal.append({"host": self.host.name, "event": "locked"})
-        return process, remote.parse_probe(output)
+        probed = remote.split_answer(output[: -len(remote.RS + "END ")], status)
+        if probed.exit_status != 0:
+            raise Unreachable(f"probe script failed with exit {probed.exit_status}: {probed.stderr[-300:]}")
+        self.session = process
+        return process, remote.parse_probe(probed.stdout)
 
     async def _release(self, process: asyncssh.SSHClientProcess[str]) -> None:
         marker = (f"run_id={self.settings.run_id}\nplaybook={self.settings.playbook}\n"
                   f"outcome={self.outcome.status}\nfinished={int(time.time())}\nend\n")
+        self.session = None
         try:
-            process.stdin.write(marker)
+            process.stdin.write(remote.END_OF_SCRIPTS + marker)
             process.stdin.write_eof()
             await asyncio.wait_for(process.wait(), 10)
         except (OSError, asyncssh.Error, TimeoutError):

@@ -91,17 +91,23 @@ def parse_apply(stdout: str) -> dict[int, ApplyResult]:
 
 
 def lock_command(wait: float, owner: str) -> str:
-    """Hold the host lock for as long as this channel's stdin is open; probe first; then the marker.
+    """Hold the host lock for as long as this channel's stdin is open, and run the run's scripts on it.
 
     flock is released by the kernel when the process ends, so a controller that dies (even by
-    SIGKILL) never leaves a stale lock. The controller pipelines, on stdin: the probe script's size
-    in bytes and the script (run once the lock is held: lock and probe cost one round trip), then at
-    the end the marker text ending in a line `end`; a cut connection leaves the old marker in place.
+    SIGKILL) never leaves a stale lock. Under the lock, a loop reads framed scripts from stdin (a line
+    with the size in bytes, then the script), runs each in a subshell (stdin /dev/null), and answers with
+    its stdout, its stderr after a `\\036ERR` line when there is any, and `\\036END <exit status>`. One
+    session serves every probe and apply of the run: a new SSH session per round trip costs the node a
+    fork of sshd and two shells (about 10 ms of CPU each). A size of 0 ends the scripts; then comes the
+    marker text ending in a line `end`; a cut connection leaves the old marker in place.
     """
     tmp = f"{STATE_DIR}/.last-run.tmp"
     inner = (
-        f"printf '%s\\n' {shlex.quote(owner)} > {STATE_DIR}/lock.owner; echo locked; "
-        "IFS= read -r zn; eval \"$(head -c \"$zn\")\"; printf '\\036END\\n'; "
+        f"printf '%s\\n' {shlex.quote(owner)} > {STATE_DIR}/lock.owner; echo locked; ze={STATE_DIR}/.session.err.$$; "
+        "while IFS= read -r zn && [ \"$zn\" != 0 ]; do "
+        "zs=$(head -c \"$zn\"); ( eval \"$zs\" ) </dev/null 2>\"$ze\"; zr=$?; "
+        "if [ -s \"$ze\" ]; then printf '\\036ERR\\n'; cat \"$ze\"; fi; printf '\\036END %d\\n' \"$zr\"; done; "
+        "rm -f \"$ze\"; "
         f"cat > {tmp}; zl=; while IFS= read -r zx; do zl=$zx; done < {tmp}; "
         f"if [ \"$zl\" = end ]; then mv -f {tmp} {MARKER}; else rm -f {tmp}; fi"
     )
@@ -110,6 +116,26 @@ def lock_command(wait: float, owner: str) -> str:
         f"sh -c {shlex.quote(inner)} || {{ rc=$?; [ $rc -eq {LOCK_BUSY} ] && cat {STATE_DIR}/lock.owner >&2; "
         "exit $rc; }"
     )
+
+
+END_OF_SCRIPTS = "0\n"
+
+
+@dataclass
+class Ran:
+    """A script's result on the lock session (the fields of asyncssh's completed process the engine reads)."""
+
+    exit_status: int | None
+    stdout: str
+    stderr: str
+    exit_signal: str | None = None
+
+
+def split_answer(answer: str, status_line: str) -> Ran:
+    """`answer` is what came before `\\036END `, `status_line` the rest of that line."""
+    stdout, _, stderr = answer.partition(RS + "ERR\n")
+    status = status_line.strip()
+    return Ran(int(status) if status.isdigit() else None, stdout, stderr)
 
 
 def framed(script: str) -> str:

@@ -69,8 +69,9 @@ class Directory(PathStep):
         if a["state"] == "absent":
             return self._absent(observed)
         kind = observed.get("type")
-        if kind == "absent":
-            script = f"mkdir -p -- {q(self.path)}\n" + attributes_script(self.path, a["mode"], a["owner"], a["group"])
+        if kind == "absent":  # mkdir -m sets the mode of the last directory (no chmod process)
+            made = f"mkdir -p -m {a['mode']} -- {q(self.path)}" if a["mode"] else f"mkdir -p -- {q(self.path)}"
+            script = "\n".join(filter(None, [made, attributes_script(self.path, None, a["owner"], a["group"])]))
             return Change(f"create directory {self.path}", script)
         if kind != "directory":
             return Change(f"{self.path} is a {kind}, not a directory",
@@ -124,7 +125,8 @@ class File(PathStep):
         wanted_sha = hashlib.sha256(self.data).hexdigest()
         if kind == "absent" or observed.get("sha256", "").split(" ")[0] != wanted_sha:
             verb = "create" if kind == "absent" else "update"
-            script = write_file_script(self.path, self.data, a["mode"], a["owner"], a["group"])
+            script = write_file_script(self.path, self.data, a["mode"], a["owner"], a["group"],
+                                       exists=kind != "absent")
             return Change(f"{verb} {self.path} ({len(self.data)} bytes)", script, self._diff(observed))
         drift = attributes_drift(observed, a["mode"], a["owner"], a["group"])
         if drift:
@@ -232,7 +234,7 @@ class LineInFile(PathStep):
             return NoChange(f"{self.path} already has the wanted line" if a["state"] == "present"
                             else f"{self.path} has no matching line")
         new = ("\n".join(new_lines) + "\n").encode("utf-8", errors="surrogateescape") if new_lines else b""
-        script = write_file_script(self.path, new, a["mode"], a["owner"], a["group"])
+        script = write_file_script(self.path, new, a["mode"], a["owner"], a["group"], exists=kind != "absent")
         verb = "add line to" if a["state"] == "present" else "remove line from"
         return Change(f"{verb} {self.path}", script, unified_diff(self.path, old, new))
 

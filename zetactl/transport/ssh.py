@@ -11,7 +11,10 @@ import asyncio
 from dataclasses import dataclass
 
 import asyncssh
+from asyncssh.encryption import get_encryption_algs
+from asyncssh.kex import get_kex_algs
 
+from zetactl.errors import BadInput
 from zetactl.errors import Unreachable as Unreachable
 from zetactl.inventory import Host
 from zetactl.transport.known_hosts import is_pinned
@@ -52,6 +55,33 @@ async def _offered_fingerprint(host: Host, options: ConnectOptions) -> str:
         return "(could not read the offered key)"
 
 
+# Ciphers, most preferred first: AES-GCM (AES-NI on both ends) costs the controller a fraction of
+# chacha20-poly1305 in asyncssh, which builds a new cipher context per packet; both are AEAD, and
+# chacha20-poly1305 stays for peers without AES-GCM. The inventory's `zeta_ssh_ciphers` overrides it.
+CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com")
+
+
+def algorithms(host: Host) -> dict[str, list[str]]:
+    """asyncssh's algorithm options for this host: `zeta_ssh_ciphers` and `zeta_ssh_kex` (lists, most
+    preferred first) from the inventory; without `zeta_ssh_kex`, asyncssh's default order (post-quantum
+    hybrids first when the server offers one, else curve25519-sha256) is kept (docs/ssh.md)."""
+    chosen: dict[str, list[str]] = {}
+    for var, option, default in (("zeta_ssh_ciphers", "encryption_algs", CIPHERS), ("zeta_ssh_kex", "kex_algs", None)):
+        value = host.vars.get(var, default)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) for v in value):
+            raise BadInput(f"{host.name}: {var} must be a list of algorithm names ({host.source})")
+        known = {a.decode() for a in (get_encryption_algs() if option == "encryption_algs" else get_kex_algs())}
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise BadInput(f"{host.name}: {var}: unknown or unavailable here: {', '.join(unknown)} ({host.source})")
+        chosen[option] = list(value)
+    return chosen
+
+
 async def connect(host: Host, options: ConnectOptions) -> asyncssh.SSHClientConnection:
     known_hosts = host.known_hosts
     client_keys = [str(host.key_file)] if host.key_file else ()
@@ -69,6 +99,7 @@ async def connect(host: Host, options: ConnectOptions) -> asyncssh.SSHClientConn
                 login_timeout=options.connect_timeout,
                 keepalive_interval=options.keepalive_interval,
                 keepalive_count_max=options.keepalive_count_max,
+                **algorithms(host),
             ),
             options.connect_timeout + 1,
         )
