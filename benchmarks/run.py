@@ -20,12 +20,12 @@ import json
 import os
 import platform
 import re
-import resource
 import shlex
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,24 +71,42 @@ class Completed:
     stdout: str
     stderr: str
     log: Path
+    max_rss_kib: int = 0  # the command's peak resident memory (its largest process), KiB
 
 
 def run_timed(cmd: Sequence[str | Path], name: str, env: Mapping[str, str] | None = None) -> Completed:
-    """Run one command from the repo root; its wall time is the measurement. Output goes to a log."""
+    """Run one command from the repo root; its wall time is the measurement. Output goes to a log.
+
+    CPU time and peak memory are the command's own (wait4 on its pid), not the benchmark's other children."""
     args = [str(a) for a in cmd]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.run(args, cwd=ROOT, env=dict(env) if env is not None else None,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                          timeout=RUN_TIMEOUT, check=False)
-    seconds = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     LOGS.mkdir(parents=True, exist_ok=True)
+    out_path, err_path = LOGS / f"{name}.stdout", LOGS / f"{name}.stderr"
+    with out_path.open("w+", errors="replace") as out, err_path.open("w+", errors="replace") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=ROOT, env=dict(env) if env is not None else None,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        timer = threading.Timer(RUN_TIMEOUT, proc.kill)  # a hung tool fails the benchmark, never stalls it
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            timer.cancel()
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    out_path.unlink()
+    err_path.unlink()
+    cpu = usage.ru_utime + usage.ru_stime
     path = LOGS / f"{name}.log"
     path.write_text(f"$ {shlex.join(args)}\n# exit {proc.returncode} after {seconds:.3f}s "
-                    f"({cpu:.2f}s controller CPU)\n# --- stdout\n{proc.stdout}\n# --- stderr\n{proc.stderr}")
-    return Completed(seconds, cpu, proc.returncode, proc.stdout, proc.stderr, path)
+                    f"({cpu:.2f}s controller CPU, peak {usage.ru_maxrss} KiB)\n# --- stdout\n{stdout}\n"
+                    f"# --- stderr\n{stderr}")
+    return Completed(seconds, cpu, proc.returncode, stdout, stderr, path, usage.ru_maxrss)
 
 
 def output_of(cmd: Sequence[str | Path], env: Mapping[str, str] | None = None) -> str:
@@ -151,13 +169,15 @@ class Measurements:
 
     runs: dict[int, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
     cpu: dict[int, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
+    rss: dict[int, dict[str, dict[str, list[float]]]] = field(default_factory=dict)  # peak KiB
 
     def add(self, size: int, tool: str, phase: str, result: Completed) -> None:
         self.runs.setdefault(size, {}).setdefault(tool, {}).setdefault(phase, []).append(result.seconds)
         self.cpu.setdefault(size, {}).setdefault(tool, {}).setdefault(phase, []).append(round(result.cpu, 3))
+        self.rss.setdefault(size, {}).setdefault(tool, {}).setdefault(phase, []).append(result.max_rss_kib)
 
-    def median(self, size: int, tool: str, phase: str, *, cpu: bool = False) -> float | None:
-        values = (self.cpu if cpu else self.runs).get(size, {}).get(tool, {}).get(phase)
+    def median(self, size: int, tool: str, phase: str, *, cpu: bool = False, rss: bool = False) -> float | None:
+        values = (self.rss if rss else self.cpu if cpu else self.runs).get(size, {}).get(tool, {}).get(phase)
         return statistics.median(values) if values else None
 
 
@@ -387,7 +407,8 @@ class Floor:
 
 
 # -- the host-key self-test --------------------------------------------------------------------
-def host_key_self_test(lab: Lab, zetactl: Zetactl, ansible: Ansible, pyinfra: Pyinfra) -> None:
+def host_key_self_test(lab: Lab, zetactl: Zetactl, ansible: Ansible, pyinfra: Pyinfra,
+                       chosen: Sequence[str] = TOOLS) -> None:
     """Each tool must refuse lab-001 when its pinned key is wrong: proof that checking is on."""
     lines = lab.known_hosts.read_text().splitlines()
     if len(lines) < 2:
@@ -403,16 +424,17 @@ def host_key_self_test(lab: Lab, zetactl: Zetactl, ansible: Ansible, pyinfra: Py
         raise BenchError(f"{lab.inventory} does not name {lab.known_hosts}")
     bad_inventory = WORK / "selftest" / "inventory.yml"
     bad_inventory.write_text(inventory_text.replace(str(lab.known_hosts), str(bad_known_hosts)))
-    results = {
-        "zetactl": zetactl.refuses_wrong_key(bad_inventory),
-        "ansible": ansible.refuses_wrong_key(bad_known_hosts),
-        "pyinfra": pyinfra.refuses_wrong_key(bad_known_hosts),
+    checks = {
+        "zetactl": lambda: zetactl.refuses_wrong_key(bad_inventory),
+        "ansible": lambda: ansible.refuses_wrong_key(bad_known_hosts),
+        "pyinfra": lambda: pyinfra.refuses_wrong_key(bad_known_hosts),
     }
+    results = {tool: check() for tool, check in checks.items() if tool in chosen}
     accepted = [tool for tool, refused in results.items() if not refused]
     if accepted:
         raise BenchError(f"host-key self-test: {', '.join(accepted)} did not refuse a wrong pinned key "
                          f"(logs: {LOGS}/hostkey-selftest-*.log)")
-    log("host-key self-test: zetactl, ansible and pyinfra each refused a node whose pinned key was wrong")
+    log(f"host-key self-test: {', '.join(results)} each refused a node whose pinned key was wrong")
 
 
 # -- the machine -------------------------------------------------------------------------------
@@ -510,6 +532,37 @@ def cpu_table(m: Measurements, sizes: Sequence[int]) -> str:
     rows = [[str(size), *(seconds(m.median(size, tool, phase, cpu=True)) for phase in ("noop", "first")
                           for tool in TOOLS)] for size in sizes]
     headers = ["hosts", *(f"{tool} {phase}" for phase in ("no-op", "first") for tool in TOOLS)]
+    per_step = [[str(size), *(per_host_step(m.median(size, "zetactl", phase, cpu=True), size)
+                              for phase in ("noop", "first"))] for size in sizes]
+    return (format_table(headers, rows) + "\n\nzetactl's controller CPU per host-step (10 steps per host), "
+            "milliseconds:\n\n" + format_table(["hosts", "no-op", "first"], per_step))
+
+
+def per_host_step(cpu: float | None, hosts: int) -> str:
+    return "-" if cpu is None else f"{cpu * 1000 / (hosts * FIRST_RUN_CHANGES):.1f}"
+
+
+def scale_table(s: Measurements, sizes: Sequence[int]) -> str:
+    """zetactl and the floor at fleet scale: wall times, growth against linear, memory and CPU per host."""
+    rows = []
+    base = sizes[0]
+    for size in sizes:
+        row = [str(size)]
+        for phase in ("noop", "first"):
+            z, f = s.median(size, "zetactl", phase), s.median(size, "floor", phase)
+            z0 = s.median(base, "zetactl", phase)
+            growth = "-" if z is None or z0 is None or size == base else f"{z / z0:.2f}x for {size / base:g}x hosts"
+            row += [seconds(z), seconds(f), ratio(z, f), growth]
+        peak = s.median(size, "zetactl", "first", rss=True)
+        peak0 = s.median(base, "zetactl", "first", rss=True)
+        per_host = "-" if peak is None or peak0 is None or size == base else f"{(peak - peak0) / (size - base):.0f}"
+        row += ["-" if peak is None else f"{peak / 1024:.0f}", per_host,
+                per_host_step(s.median(size, "zetactl", "noop", cpu=True), size),
+                per_host_step(s.median(size, "zetactl", "first", cpu=True), size)]
+        rows.append(row)
+    headers = ["hosts", "zetactl no-op", "floor no-op", "zetactl/floor", f"growth from {base}",
+               "zetactl first", "floor first", "zetactl/floor", f"growth from {base}",
+               "peak MiB", f"KiB per host over {base}", "CPU ms/host-step no-op", "CPU ms/host-step first"]
     return format_table(headers, rows)
 
 
@@ -521,8 +574,19 @@ def render_tables(m: Measurements, sizes: Sequence[int], repeat: int) -> str:
 
 def write_doc(m: Measurements, sizes: Sequence[int], repeat: int, command: str,
               machine: list[tuple[str, str]], started: datetime, duration: float,
-              loads: tuple[str, str]) -> None:
+              loads: tuple[str, str], scaled: Measurements, scale_sizes: Sequence[int]) -> None:
     machine_rows = "\n".join(f"- **{k}**: {v}" for k, v in machine)
+    scale_text = "" if not scale_sizes else f"""
+**At fleet scale: zetactl and the floors alone** (same workload, same checks; Ansible is left out here: it
+needs minutes per run from 100 hosts on)
+
+{scale_table(scaled, scale_sizes)}
+
+Growth is zetactl's wall time against its time at {scale_sizes[0]} hosts (linear would be the ratio of the
+host counts). Peak MiB is the largest resident size of the zetactl process (wait4's ru_maxrss); KiB per
+host is its growth per added host. CPU per host-step is the controller's user+sys time divided by
+hosts x 10 steps.
+"""
     text = f"""# Benchmarks: zetactl vs Ansible vs pyinfra
 
 Written by `benchmarks/run.py` on {started.strftime('%Y-%m-%d %H:%M UTC')} (the whole run took
@@ -534,15 +598,17 @@ Written by `benchmarks/run.py` on {started.strftime('%Y-%m-%d %H:%M UTC')} (the 
 
 {render_tables(m, sizes, repeat)}
 
-Ratios above 1x mean the first-named tool took longer. The floor is the least any tool can do for
-a no-op run (one SSH connection per host, one shell script checking the 10 managed things), so
-`zetactl/floor` is zetactl's overhead over bare SSH.
+Ratios above 1x mean the first-named tool took longer. The floors are the least any tool can do:
+for a no-op run, one SSH connection per host and one shell script checking the 10 managed things;
+for a first run, one SSH connection per host and one shell script making the 10 changes on a clean
+node, knowing it is clean (no probe, no decision, no verification). `zetactl/floor` is zetactl's
+overhead over bare SSH.
 
 **Controller CPU, user+sys seconds** (of each tool's command and the child processes it waited
 for; not the nodes' side, nor Ansible's ControlPersist masters; same runs as above)
 
 {cpu_table(m, sizes)}
-
+{scale_text}
 The nodes run on the same 2 cores as the controller, so a wall time also pays for the nodes' work
 (sshd, the remote shell or Python) and for whatever else the machine was doing.
 
@@ -614,9 +680,17 @@ def parse_sizes(text: str) -> list[int]:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--sizes: comma-separated integers, not {text!r}") from None
-    if not sizes or any(not 2 <= s <= 250 for s in sizes):
-        raise argparse.ArgumentTypeError("--sizes: each size must be between 2 and 250")
+    if not sizes or any(not 2 <= s <= 2000 for s in sizes):
+        raise argparse.ArgumentTypeError("each size must be between 2 and 2000 (the lab's limit)")
     return sizes
+
+
+def parse_tools(text: str) -> list[str]:
+    tools = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in tools if t not in TOOLS]
+    if not tools or unknown or "zetactl" not in tools:
+        raise argparse.ArgumentTypeError(f"--tools: a list of {', '.join(TOOLS)} that includes zetactl")
+    return tools
 
 
 def loadavg() -> str:
@@ -638,14 +712,14 @@ def display_command() -> str:
 
 
 def benchmark(sizes: Sequence[int], repeat: int, m: Measurements, lab: Lab, zetactl: Zetactl,
-              ansible: Ansible, pyinfra: Pyinfra, floor: Floor) -> None:
-    tools: dict[str, Zetactl | Ansible | Pyinfra] = {"zetactl": zetactl, "ansible": ansible,
-                                                     "pyinfra": pyinfra}
+              ansible: Ansible, pyinfra: Pyinfra, floor: Floor, chosen: Sequence[str] = TOOLS) -> None:
+    every: dict[str, Zetactl | Ansible | Pyinfra] = {"zetactl": zetactl, "ansible": ansible, "pyinfra": pyinfra}
+    tools = {name: tool for name, tool in every.items() if name in chosen}
     for index, size in enumerate(sizes):
         lab.up(size)
         pyinfra.write_inventory(lab.known_hosts, pyinfra.inventory)
         if index == 0:
-            host_key_self_test(lab, zetactl, ansible, pyinfra)
+            host_key_self_test(lab, zetactl, ansible, pyinfra, chosen)
         for r in range(repeat):
             tag = f"n{size}-r{r + 1}"
             floor.reset(f"{tag}-reset")  # also warms every node's sshd before anything is timed
@@ -662,8 +736,29 @@ def benchmark(sizes: Sequence[int], repeat: int, m: Measurements, lab: Lab, zeta
             result = floor.apply(f"{tag}-floor-first")
             m.add(size, "floor", "first", result)
             log(f"{size} hosts, run {r + 1}/{repeat}: floor first run: {result.seconds:.2f}s")
-            for name in ("ansible", "pyinfra"):
-                floor.verify_other(name, f"{tag}-verify-{name}")
+            for name in tools:
+                if name != "zetactl":
+                    floor.verify_other(name, f"{tag}-verify-{name}")
+
+
+def scale(sizes: Sequence[int], repeat: int, s: Measurements, lab: Lab, zetactl: Zetactl, floor: Floor) -> None:
+    """zetactl and the floors only (Ansible needs minutes per run from 100 hosts on): fleet growth."""
+    for size in sizes:
+        lab.up(size)
+        for r in range(repeat):
+            tag = f"scale{size}-r{r + 1}"
+            floor.reset(f"{tag}-reset")
+            for phase in ("first", "noop"):
+                result = zetactl.run(phase, f"{tag}-zetactl-{phase}")
+                s.add(size, "zetactl", phase, result)
+                log(f"scale {size} hosts: zetactl {phase}: {result.seconds:.2f}s ({result.cpu:.1f}s controller CPU, "
+                    f"peak {result.max_rss_kib / 1024:.0f} MiB)")
+            result = floor.check(f"{tag}-floor")
+            s.add(size, "floor", "noop", result)
+            result = floor.apply(f"{tag}-floor-first")
+            s.add(size, "floor", "first", result)
+            log(f"scale {size} hosts: floors: no-op {s.median(size, 'floor', 'noop'):.2f}s, "
+                f"first {result.seconds:.2f}s")
 
 
 def main() -> int:
@@ -673,6 +768,10 @@ def main() -> int:
                         help="fleet sizes (default 10,50,100)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per number; the median is reported (default 1)")
+    parser.add_argument("--scale", type=parse_sizes, default=[],
+                        help="also run zetactl and the floors alone at these sizes, e.g. 100,500 (growth, memory)")
+    parser.add_argument("--tools", type=parse_tools, default=list(TOOLS),
+                        help="tools for the comparison (default zetactl,ansible,pyinfra)")
     parser.add_argument("--no-doc", action="store_true",
                         help="print the table only; leave docs/benchmarks.md as it is")
     args = parser.parse_args()
@@ -699,9 +798,10 @@ def main() -> int:
     ansible = Ansible(lab, env, ansible_venv)
     pyinfra = Pyinfra(lab, env, pyinfra_venv, ansible_venv)
     floor = Floor(lab, env)
-    m = Measurements()
+    m, scaled = Measurements(), Measurements()
     try:
-        benchmark(args.sizes, args.repeat, m, lab, zetactl, ansible, pyinfra, floor)
+        benchmark(args.sizes, args.repeat, m, lab, zetactl, ansible, pyinfra, floor, args.tools)
+        scale(args.scale, args.repeat, scaled, lab, zetactl, floor)
     except BenchError as exc:
         log(f"FAILED: {exc}")
         return 1
@@ -719,10 +819,15 @@ def main() -> int:
     duration = (datetime.now(UTC) - started).total_seconds()
     (WORK / "results.json").write_text(json.dumps({
         "command": command, "started": started.isoformat(), "duration_seconds": round(duration, 1),
-        "wall_seconds": m.runs, "controller_cpu_seconds": m.cpu}, indent=1) + "\n")
+        "wall_seconds": m.runs, "controller_cpu_seconds": m.cpu, "peak_rss_kib": m.rss,
+        "scale": {"wall_seconds": scaled.runs, "controller_cpu_seconds": scaled.cpu, "peak_rss_kib": scaled.rss}},
+        indent=1) + "\n")
     sys.stdout.write(render_tables(m, args.sizes, args.repeat) + "\n")
+    if args.scale:
+        sys.stdout.write("\n" + scale_table(scaled, args.scale) + "\n")
     if not args.no_doc:
-        write_doc(m, args.sizes, args.repeat, command, machine, started, duration, (load_start, loadavg()))
+        write_doc(m, args.sizes, args.repeat, command, machine, started, duration, (load_start, loadavg()),
+                  scaled, args.scale)
         log(f"wrote {DOC.relative_to(ROOT)}")
     return 0
 

@@ -27,12 +27,12 @@ def test_probe_apply_verify_round_trip(tmp_path: Path) -> None:
         make("line_in_file", path=str(tmp_path / "d" / "f"), line="more"),
     ]
     items = list(enumerate(steps))
-    observed = remote.parse_probe(sh(remote.probe_script(items)))
+    observed = remote.parse_probe(sh(remote.probe_script(items)), items)
     assert observed[0]["type"] == "absent" and observed[1]["type"] == "absent"
     # directory + file + symlink in one batch (line_in_file touches the same file: next batch)
     batch = [(k, s, s.decide(observed[k])) for k, s in items[:3]]
     assert all(isinstance(d, Change) for _, _, d in batch)
-    results = remote.parse_apply(sh(remote.apply_script(batch))) # type: ignore[arg-type]
+    results = remote.parse_apply(sh(remote.apply_script(batch)), batch)  # type: ignore[arg-type]
     for key, step, _ in batch:
         assert results[key].rc == 0, results[key].output
         assert step.verify(results[key].observed, results[key].output) is None
@@ -41,11 +41,11 @@ def test_probe_apply_verify_round_trip(tmp_path: Path) -> None:
     assert oct((tmp_path / "d" / "f").stat().st_mode)[-3:] == "640"
     assert (tmp_path / "d" / "l").readlink() == Path("f")
     # line_in_file, probed now, keeps the file's mode
-    fresh = remote.parse_probe(sh(remote.probe_script(items)))
+    fresh = remote.parse_probe(sh(remote.probe_script(items)), items)
     assert all(isinstance(s.decide(fresh[k]), NoChange) for k, s in items[:3])
     change = steps[3].decide(fresh[3])
     assert isinstance(change, Change)
-    results = remote.parse_apply(sh(remote.apply_script([(3, steps[3], change)])))
+    results = remote.parse_apply(sh(remote.apply_script([(3, steps[3], change)])), [(3, steps[3], change)])
     assert results[3].rc == 0
     assert (tmp_path / "d" / "f").read_text() == "hello\nmore\n"
     assert oct((tmp_path / "d" / "f").stat().st_mode)[-3:] == "640"
@@ -58,7 +58,7 @@ def test_a_failing_change_stops_the_batch_and_reports_its_output(tmp_path: Path)
     first = make("directory", path=str(blocker))
     second = make("file", path=str(tmp_path / "never"), content="x")
     batch = [(0, first, first.decide({"type": "file"})), (1, second, second.decide({"type": "absent"}))]
-    results = remote.parse_apply(sh(remote.apply_script(batch)))  # type: ignore[arg-type]
+    results = remote.parse_apply(sh(remote.apply_script(batch)), batch)  # type: ignore[arg-type]
     assert results[0].rc == 1 and "not a directory" in results[0].output
     assert 1 not in results  # never reached
     assert not (tmp_path / "never").exists()
@@ -69,7 +69,7 @@ def test_scripts_never_read_the_callers_stdin(tmp_path: Path) -> None:
     step = make("command", cmd="cat; echo ran > " + str(tmp_path / "out"))
     tail = make("file", path=str(tmp_path / "after"), content="y")
     batch = [(0, step, step.decide({})), (1, tail, tail.decide({"type": "absent"}))]
-    results = remote.parse_apply(sh(remote.apply_script(batch)))  # type: ignore[arg-type]
+    results = remote.parse_apply(sh(remote.apply_script(batch)), batch)  # type: ignore[arg-type]
     assert results[0].rc == 0 and results[1].rc == 0
     assert (tmp_path / "after").read_text() == "y"
 
@@ -80,8 +80,8 @@ def test_a_flush_probes_what_follows_in_the_same_script(tmp_path: Path) -> None:
     follower = make("file", path=str(target), content="made\n")
     batch = [(0, command, command.decide({}))]
     output = sh(remote.apply_script(batch, [(1, follower)]))  # type: ignore[arg-type]
-    assert remote.parse_apply(output)[0].rc == 0
-    after = remote.parse_probe(output)
+    assert remote.parse_apply(output, batch)[0].rc == 0  # type: ignore[arg-type]
+    after = remote.parse_probe(output, [(1, follower)])
     assert set(after) == {1}  # only the follower's fresh probe, taken after the command ran
     assert isinstance(follower.decide(after[1]), NoChange)
 
@@ -98,3 +98,79 @@ def test_creating_a_directory_does_not_stale_the_probes_beneath_it() -> None:
     assert stale("/a/b/f", "/a/b", removed.touches_below())  # rm -rf takes what is beneath
     assert stale("/x", "/", False) and not stale("/a/bc", "/a/b", True)
     assert make("file", path="/a/b/f", content="x").touches_below()
+
+
+def _one_path_observation(path: str, sha: bool) -> dict[str, str]:
+    """What the one-path helpers (zp_stat, zp_sha) say of a path: the batch must say the same."""
+    from zetactl.steps.base import q
+    from zetactl.steps.probes import PRELUDE
+
+    observed: dict[str, str] = {}
+    script = f"{PRELUDE}\nzp_stat {q(path)}\n" + (f"zp_sha {q(path)}\n" if sha else "")
+    for line in sh(script).splitlines():
+        name, _, value = line.partition(" ")
+        observed.setdefault(name, value.split(" ")[0] if name == "sha256" else value)
+    return observed
+
+
+def test_the_batched_path_probe_says_what_the_one_path_helpers_say(tmp_path: Path) -> None:
+    import os
+
+    odd = tmp_path / "a dir with 'quotes' -> and spaces"
+    odd.mkdir(mode=0o750)
+    (odd / "file").write_text("content\n")
+    (odd / "empty").write_text("")
+    (odd / "link").symlink_to("/some where -> else")
+    (odd / "dirlink").symlink_to(odd)
+    (odd / "tab\tname").write_text("t")
+    (odd / "back\\slash").write_text("b")
+    (odd / "new\nline").write_text("n")
+    os.mkfifo(odd / "fifo")  # never read: sha256sum of a FIFO would block
+    names = ["file", "empty", "link", "dirlink", "tab\tname", "back\\slash", "new\nline", "fifo", "missing"]
+    steps = [make("file", path=str(odd / n), content="x") for n in names]
+    steps.append(make("directory", path=str(odd)))
+    steps.append(make("line_in_file", path=str(odd / "file"), line="x"))
+    items = list(enumerate(steps))
+    script = remote.probe_script(items)
+    assert script.count("zp_stats ") == 1 and script.count("zp_shas ") == 1
+    observed = remote.parse_probe(sh(script), items)
+    for key, step in items:
+        wanted = step.probe_path()
+        assert wanted is not None
+        expected = _one_path_observation(*wanted)
+        got = {k: v.split(" ")[0] if k == "sha256" else v for k, v in observed[key].items() if k != "content"}
+        assert got == expected, (wanted[0], got, expected)
+    assert observed[2]["target"] == "/some where -> else"
+    assert observed[0]["sha256"] == __import__("hashlib").sha256(b"content\n").hexdigest()
+    assert "sha256" not in observed[7]  # the FIFO was not read
+    assert observed[8] == {"type": "absent"}
+
+
+def test_a_barrier_in_the_batch_runs_after_the_earlier_steps_are_verified(tmp_path: Path) -> None:
+    # the command removes the file the batch just wrote: the file's verify saw it written
+    path = tmp_path / "written"
+    written = make("file", path=str(path), content="x\n")
+    remover = make("command", cmd=f"rm -f {path}")
+    batch = [(0, written, written.decide({"type": "absent"})), (1, remover, remover.decide({}))]
+    results = remote.parse_apply(sh(remote.apply_script(batch)), batch)  # type: ignore[arg-type]
+    assert results[0].rc == 0 and results[1].rc == 0
+    assert written.verify(results[0].observed, "") is None
+    assert not path.exists()
+
+
+def test_a_failed_change_leaves_the_earlier_steps_verified(tmp_path: Path) -> None:
+    first = make("file", path=str(tmp_path / "first"), content="1\n")
+    failing = make("command", cmd="exit 3")
+    batch = [(0, first, first.decide({"type": "absent"})), (1, failing, failing.decide({}))]
+    results = remote.parse_apply(sh(remote.apply_script(batch)), batch)  # type: ignore[arg-type]
+    assert results[0].rc == 0 and first.verify(results[0].observed, "") is None
+    assert results[1].rc == 3
+
+
+def test_a_bare_command_needs_no_probe_and_a_creates_command_reads_one_path() -> None:
+    bare = make("command", cmd="touch /x")
+    creates = make("command", cmd="touch /x", creates="/x")
+    unless = make("command", cmd="touch /x", unless="test -e /x")
+    assert not remote.needs_probe(bare) and bare.reads() == ()
+    assert remote.needs_probe(creates) and creates.reads() == ("/x",)
+    assert unless.reads() == ("/",)

@@ -14,8 +14,8 @@ from zetactl.steps import KINDS, Change, NoChange, Step, Where
 WHERE = Where("play.yml", 1)
 
 
-def step(kind: str, payload: bytes | None = None, **args: Any) -> Step:
-    return KINDS[kind](args, WHERE, payload=payload)
+def step(kind: str, payload: bytes | None = None, want_content: bool = False, **args: Any) -> Step:
+    return KINDS[kind](args, WHERE, payload=payload, want_content=want_content)
 
 
 def sha(data: bytes) -> str:
@@ -77,10 +77,13 @@ def b64(text: str) -> str:
 def test_line_in_file_edits(args: dict[str, Any], old: str, new: str, tmp_path: Path) -> None:
     target = tmp_path / "f"
     target.write_text(old)
-    the_step = step("line_in_file", path=str(target), **args)
+    the_step = step("line_in_file", path=str(target), want_content=True, **args)  # --diff
     decision = the_step.decide({"type": "file", "mode": "644", "content": b64(old)})
     assert isinstance(decision, Change)
     assert (decision.diff and "+" in decision.diff) or "-" in (decision.diff or "")
+    observed = {"type": "file", "mode": "644", "content": b64(old)}
+    without = step("line_in_file", path=str(target), **args).decide(observed)
+    assert isinstance(without, Change) and without.diff is None  # no --diff: no diff computed
     # the script writes the new content (run for real, as the node's sh would)
     subprocess.run(["sh", "-ec", decision.script], check=True)
     assert target.read_text() == new and oct(target.stat().st_mode)[-3:] == "644"

@@ -145,5 +145,5 @@ def deploy(request: DeployRequest, *, resume_run: str | None = None, progress: b
     merged = {p.host.name: carried.get(p.host.name) or outcomes[p.host.name] for p in plan.hosts}
     elapsed = time.monotonic() - started
     write_json(run.dir / "result.json", {"run_id": run.run_id, "interrupted": interrupted,
-                                         "hosts": {n: o.to_json() for n, o in merged.items()}})
+                                         "hosts": {n: o.to_json() for n, o in merged.items()}}, compact=True)
     return DeployResult(run, merged, interrupted, elapsed)

@@ -1,8 +1,9 @@
 """The run journal: every state transition of every step, appended to a local JSON-lines file.
 
 runs/<run_id>/meta.json     what was run (playbook, inventory, selection): the inputs of --resume
-runs/<run_id>/journal.jsonl one event per line, appended with a single write(2) each, so a killed
-                            controller leaves at most one torn last line (skipped when read back)
+runs/<run_id>/journal.jsonl one event per line, appended in whole lines (a write(2) per round trip
+                            of the engine), so a killed controller leaves at most one torn last
+                            line (skipped when read back)
 runs/<run_id>/result.json   the final map host -> outcome, written when the run ends
 
 Events carry names, states and summaries, never file content or secrets.
@@ -33,20 +34,38 @@ def new_run_id() -> str:
 
 
 class Journal:
+    """Events are buffered and written together by `flush`: the engine flushes before every remote script
+    it sends, so what a host did is on file before anything more is done to it, at one write(2) per
+    round trip instead of one per event; `sync` (a finished host) and `close` also fsync."""
+
+    FLUSH_AT = 256  # events: a bound on the buffer between two round trips
+
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(run_dir / "journal.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._buffer: list[str] = []
 
     def append(self, event: dict[str, Any]) -> None:
         event = {"t": round(time.time(), 3), **event}
-        os.write(self._fd, (json.dumps(event, separators=(",", ":")) + "\n").encode())
+        self._buffer.append(json.dumps(event, separators=(",", ":")) + "\n")
+        if len(self._buffer) >= self.FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer and self._fd >= 0:
+            data = "".join(self._buffer).encode()
+            self._buffer.clear()
+            while data:  # a regular file takes it whole; a short write is finished, never dropped
+                data = data[os.write(self._fd, data):]
 
     def sync(self) -> None:
+        self.flush()
         os.fsync(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:
+            self.flush()
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
@@ -96,5 +115,6 @@ def list_runs() -> list[RunRecord]:
     return [load_run(p.name) for p in sorted(base.iterdir()) if (p / "meta.json").is_file()]
 
 
-def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=1) + "\n")
+def write_json(path: Path, data: Any, *, compact: bool = False) -> None:
+    """`compact` for the large machine-read files (json's C encoder does not indent: 5x faster)."""
+    write_atomic(path, json.dumps(data, separators=(",", ":")) + "\n" if compact else json.dumps(data, indent=1) + "\n")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING, TextIO
 
 from zetactl.engine.outcome import HostOutcome, StepRecord
 from zetactl.engine.states import State
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
 
 class RunProgress:
@@ -17,11 +18,16 @@ class RunProgress:
                  ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled
-        self.console = Console(file=self.stream)
-        self.live = enabled and self.console.is_terminal
         self.counts = {"changed": 0, "failed": 0, "unreachable": 0}
         self.progress: Progress | None = None
-        if self.live:
+        self.console: Console | None = None
+        if not enabled:
+            return  # rich is not even imported (--no-progress, --format json: scripts and benchmarks)
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(file=self.stream)
+        if self.console.is_terminal:
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), console=self.console,
@@ -58,5 +64,5 @@ class RunProgress:
     def _line(self, text: str) -> None:
         if self.progress is not None:
             self.progress.console.print(text, highlight=False)
-        else:
+        elif self.console is not None:
             self.console.print(text, highlight=False, markup=True, soft_wrap=True)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, check_format, err
-from zetactl.lab import Lab
-from zetactl.lab.layout import fingerprint
 from zetactl.paths import default_lab_dir
 from zetactl.report import print_json
+
+if TYPE_CHECKING:
+    from zetactl.lab import Lab
 
 DirOpt = Annotated[Path | None, typer.Option("--dir", help="Lab directory (default: $ZETACTL_HOME/lab, "
                                              "i.e. ~/.local/state/zetactl/lab).", show_default=False)]
@@ -21,6 +22,8 @@ NodeArg = Annotated[str, typer.Argument(help="Lab node name, e.g. lab-003.")]
 
 
 def _lab(directory: Path | None, subnet: int | None = None) -> Lab:
+    from zetactl.lab import Lab  # on use: the other commands do not pay for the lab's import
+
     return Lab(directory or default_lab_dir(), subnet)
 
 
@@ -55,6 +58,8 @@ def fresh(count: Annotated[int, typer.Argument(help="Number of new nodes.", min=
     check_format(output_format)
     lab = _lab(directory)
     nodes = lab.fresh(count, bootstrap_key, timeout=timeout)
+    from zetactl.lab.layout import fingerprint
+
     rows = []
     for node in nodes:
         host_key = (lab.dir / "nodes" / node.name / "host_key.pub").read_text().strip()

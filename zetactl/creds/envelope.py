@@ -43,6 +43,9 @@ FIELDS = ("node", "name", "generation", "created", "not-after", "salt", "digest"
           "group", "units", "length")
 
 
+_HEX = re.compile(r"[0-9a-f]+")
+
+
 class EnvelopeError(Exception):
     """An envelope that cannot be opened or whose header is not what it must be."""
 
@@ -149,6 +152,9 @@ def parse(plaintext: bytes) -> tuple[Header, Secret]:
                         created=int(fields["created"]))
     except ValueError as exc:
         raise EnvelopeError(f"bad number in header: {exc}") from None
+    if not (_HEX.fullmatch(header.salt) and len(header.salt) == 32 and _HEX.fullmatch(header.digest)
+            and len(header.digest) == 64):
+        raise EnvelopeError("salt or digest is not hex of the right length")
     if len(value) != header.length:
         raise EnvelopeError(f"value is {len(value)} bytes, header says {header.length} (truncated?)")
     if header.render() != head + b"\n\n":

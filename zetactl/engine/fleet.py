@@ -71,6 +71,7 @@ async def run_fleet(plans: Sequence[HostPlan], settings: RunSettings, fleet: Fle
             if interrupted:
                 break
             journal.append({"event": "wave", "wave": number, "hosts": wave})
+            journal.flush()
             task_list = [asyncio.create_task(one(name)) for name in wave]
             tasks = set(task_list)
             results = await asyncio.gather(*task_list, return_exceptions=True)

@@ -99,6 +99,7 @@ class Actions:
 
     def note(self, event: str, **fields: object) -> None:
         self._run.journal.append({"host": self.host, "step": self._key, "event": event, **fields})
+        self._run.journal.flush()  # an action's milestones (a switch started) are on file at once
 
 
 def overlaps(a: str, b: str) -> bool:
@@ -325,13 +326,16 @@ class HostRun:
         barrier = False
         for position, (key, step) in enumerate(todo):
             record = self.records[key]
-            if batch and (barrier or any(stale(p, d, below) for p in step.touches() for d, below in dirty)):
-                ok, fresh = await self._flush(conn, batch, todo[position:])
+            if batch and (barrier or isinstance(step, ActionStep)
+                          or any(stale(p, d, below) for p in step.reads() for d, below in dirty)):
+                handlers = self._handler_probes(batch) if main else []
+                ok, fresh = await self._flush(conn, batch, [*todo[position:], *handlers])
                 if not ok:
                     self._block([k for k, _ in todo[position:]])
                     return False
                 batch, dirty, barrier = [], [], False
                 observed.update(fresh)
+                self.prefetched = {k: fresh[k] for k, _ in handlers if k in fresh}  # valid until the next change
             self.move(record, State.PROBED)
             decision = step.decide(observed.get(key, {}))
             if self.settings.check and isinstance(step, ActionStep) and isinstance(decision, NoChange):
@@ -354,6 +358,7 @@ class HostRun:
                 self.move(record, State.DONE, "check mode: not changed")
                 continue
             if isinstance(step, ActionStep) and not decision.script:  # the batch is empty: it touches "/"
+                self.prefetched = {}  # the action may change what the handlers probed
                 if not await self._act(conn, key, step, decision):
                     self._block([k for k, _ in todo[position + 1:]])
                     return False
@@ -413,6 +418,7 @@ class HostRun:
     async def _sh(self, conn: asyncssh.SSHClientConnection, script: str) -> remote.Ran:
         """Run an engine script: on the lock session when the run holds the lock (no new SSH session per
         round trip), else on a channel of its own (--check takes no lock)."""
+        self.journal.flush()  # what was done so far is on file before more is done
         if self.session is None:
             done = await run(conn, "sh", script)
             return remote.Ran(done.exit_status, str(done.stdout or ""), str(done.stderr or ""),
@@ -431,12 +437,14 @@ class HostRun:
 
     async def _probe(self, conn: asyncssh.SSHClientConnection, todo: Sequence[tuple[int, Step]]
                      ) -> dict[int, dict[str, str]]:
+        if not any(remote.needs_probe(step) for _, step in todo):
+            return {key: {} for key, _ in todo}  # nothing to read: no round trip
         result = await self._sh(conn, remote.probe_script(todo))
         if result.exit_status is None:
             raise Unreachable(f"connection lost while probing ({result.exit_signal or 'no exit status'})")
         if result.exit_status != 0:
             raise Unreachable(f"probe script failed with exit {result.exit_status}: {str(result.stderr)[-300:]}")
-        return remote.parse_probe(str(result.stdout))
+        return remote.parse_probe(str(result.stdout), todo)
 
     async def _flush(self, conn: asyncssh.SSHClientConnection, batch: Sequence[tuple[int, Step, Change]],
                      reprobe: Sequence[tuple[int, Step]] = ()) -> tuple[bool, dict[int, dict[str, str]]]:
@@ -445,7 +453,7 @@ class HostRun:
             result = await self._sh(conn, remote.apply_script(batch, reprobe))
         if result.exit_status is None:  # the remote shell died with the connection or the node
             raise Unreachable(f"connection lost while applying ({result.exit_signal or 'no exit status'})")
-        results = remote.parse_apply(str(result.stdout))
+        results = remote.parse_apply(str(result.stdout), batch)
         ok = True
         for key, step, _change in batch:
             record = self.records[key]
@@ -474,7 +482,7 @@ class HostRun:
             self._notify(key)
             self.move(record, State.VERIFIED)
             self.move(record, State.DONE)
-        return ok, (remote.parse_probe(str(result.stdout)) if ok else {})
+        return ok, (remote.parse_probe(str(result.stdout), reprobe) if ok else {})
 
     # -- the host lock and the marker --------------------------------------------------------
     async def _lock(self, conn: asyncssh.SSHClientConnection, todo: Sequence[tuple[int, Step]]
@@ -482,6 +490,7 @@ class HostRun:
         """Take the host lock and probe `todo` under it, in one round trip."""
         owner = f"run {self.settings.run_id} from {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
         try:
+            self.journal.flush()
             process = await conn.create_process(remote.lock_command(self.settings.lock_timeout, owner),
                                                 errors="replace")
             process.stdin.write(remote.framed(remote.probe_script(todo)))
@@ -509,7 +518,7 @@ class HostRun:
         if probed.exit_status != 0:
             raise Unreachable(f"probe script failed with exit {probed.exit_status}: {probed.stderr[-300:]}")
         self.session = process
-        return process, remote.parse_probe(probed.stdout)
+        return process, remote.parse_probe(probed.stdout, todo)
 
     async def _release(self, process: asyncssh.SSHClientProcess[str]) -> None:
         marker = (f"run_id={self.settings.run_id}\nplaybook={self.settings.playbook}\n"

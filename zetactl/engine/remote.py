@@ -6,8 +6,9 @@ ASCII record separator so many steps share one round trip.
 
 from __future__ import annotations
 
+import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from zetactl.steps import Change, Step
@@ -21,30 +22,121 @@ LOCK_BUSY = 75
 
 
 def probe_script(items: Sequence[tuple[int, Step]]) -> str:
-    return "\n".join([PRELUDE, *(_probe_fragment(key, step) for key, step in items)]) + "\n"
+    return "\n".join([PRELUDE, *probe_block(items, "P"), ":"]) + "\n"
 
 
-def _probe_fragment(key: int, step: Step) -> str:
+def batchable(path: str) -> bool:
+    """Whether `zp_stats`/`zp_shas` can carry the path (their output is split on control characters, and
+    sha256sum escapes a name with a backslash)."""
+    return _UNBATCHABLE.search(path) is None
+
+
+_UNBATCHABLE = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def _batched(step: Step) -> tuple[str, bool] | None:
+    wanted = step.probe_path()
+    return wanted if wanted is not None and batchable(wanted[0]) else None
+
+
+def _own_fragment(step: Step, *, inline_path: bool = False) -> str:
+    """The step's probe fragment, with the one-path helpers for a path the batch does not read."""
+    wanted = step.probe_path()
+    if wanted is None or (batchable(wanted[0]) and not inline_path):
+        return step.probe_script()
+    path = shlex.quote(wanted[0])
+    return "\n".join(filter(None, [f"zp_stat {path}", f"zp_sha {path}" if wanted[1] else "", step.probe_script()]))
+
+
+def _path_block(items: Sequence[tuple[int, Step]], tag: str) -> list[str]:
+    """One `stat` for every batchable path of `items` (record `<tag>S`), one `sha256sum` (record `<tag>H`)."""
+    stats: dict[str, None] = {}
+    shas: dict[str, None] = {}
+    for _, step in items:
+        wanted = _batched(step)
+        if wanted is not None:
+            stats[wanted[0]] = None
+            if wanted[1]:
+                shas[wanted[0]] = None
+    block = []
+    if stats:
+        block.append(f"printf '\\036{tag}S\\n'; zp_stats {' '.join(shlex.quote(p) for p in stats)}")
+    if shas:
+        block.append(f"printf '\\036{tag}H\\n'; zp_shas {' '.join(shlex.quote(p) for p in shas)}")
+    return block
+
+
+def _fragment(tag: str, key: int, script: str) -> str:
+    header = f"printf '\\036{tag} {key}\\n'"
     # a brace group, not a subshell: probes only read, and a fork per step adds up on a fleet
-    return f"printf '\\036P {key}\\n'\n{{ {step.probe_script()}\n}} </dev/null 2>/dev/null"
+    return f"{header}\n{{ {script}\n}} </dev/null 2>/dev/null" if script.strip() else header
 
 
-def parse_probe(stdout: str) -> dict[int, dict[str, str]]:
-    result: dict[int, dict[str, str]] = {}
+def probe_block(items: Sequence[tuple[int, Step]], tag: str) -> list[str]:
+    """Probe `items`: their paths together (`_path_block`), then each step's own fragment (record `<tag> KEY`,
+    also for a step without one: it says the step was probed)."""
+    return [*_path_block(items, tag), *(_fragment(tag, key, _own_fragment(step)) for key, step in items)]
+
+
+def needs_probe(step: Step) -> bool:
+    """Whether the step's decision needs anything read from the node (a bare command needs nothing)."""
+    return step.probe_path() is not None or bool(step.probe_script().strip())
+
+
+TYPES = {"regular file": "file", "regular empty file": "file", "directory": "directory", "symbolic link": "link"}
+
+
+def _records(stdout: str) -> dict[str, str]:
+    records: dict[str, str] = {}
     for record in stdout.split(RS)[1:]:
         header, _, body = record.partition("\n")
-        tag, _, key = header.partition(" ")
-        if tag != "P":
+        records.setdefault(header, body)
+    return records
+
+
+def _path_facts(records: Mapping[str, str], tag: str, items: Sequence[tuple[int, Step]]
+                ) -> dict[int, dict[str, str]]:
+    stats: dict[str, dict[str, str]] = {}
+    for entry in records.get(f"{tag}S", "").split("\x1d"):
+        fields = entry.split("\x1f")
+        if len(fields) != 7:
             continue
-        observed: dict[str, str] = {}
-        for line in body.splitlines():
-            # `key value` lines from the probe helpers, or `Key=Value` lines (systemctl show)
-            equals, space = line.find("="), line.find(" ")
-            name, _, value = line.partition("=" if equals > 0 and (space < 0 or equals < space) else " ")
-            if name and name not in observed:
-                observed[name] = value
-        result[int(key)] = observed
+        name, kind, mode, owner, group, size, quoted = fields
+        facts = {"type": TYPES.get(kind, "other"), "mode": mode, "owner": owner, "group": group, "size": size}
+        if facts["type"] == "link":
+            facts["target"] = quoted[len(name) + 4:] if quoted.startswith(name + " -> ") else ""
+        stats[name] = facts
+    shas = {line[66:]: line[:64] for line in records.get(f"{tag}H", "").splitlines()
+            if len(line) > 66 and line[64:66] == "  "}
+    result: dict[int, dict[str, str]] = {}
+    for key, step in items:
+        wanted = _batched(step)
+        if wanted is None:
+            continue
+        path, sha = wanted
+        facts = dict(stats.get(path, {"type": "absent"}))
+        if sha and facts["type"] == "file" and path in shas:
+            facts["sha256"] = shas[path]
+        result[key] = facts
     return result
+
+
+def _lines(body: str, observed: dict[str, str]) -> dict[str, str]:
+    for line in body.splitlines():
+        # `key value` lines from the probe helpers, or `Key=Value` lines (systemctl show)
+        equals, space = line.find("="), line.find(" ")
+        name, _, value = line.partition("=" if equals > 0 and (space < 0 or equals < space) else " ")
+        if name and name not in observed:
+            observed[name] = value
+    return observed
+
+
+def parse_probe(stdout: str, items: Sequence[tuple[int, Step]], tag: str = "P") -> dict[int, dict[str, str]]:
+    """What a probe block (`probe_block(items, tag)`) observed, per step that was probed."""
+    records = _records(stdout)
+    facts = _path_facts(records, tag, items)
+    return {key: _lines(records[f"{tag} {key}"], facts.get(key, {})) for key, _ in items
+            if f"{tag} {key}" in records}
 
 
 @dataclass
@@ -57,36 +149,43 @@ class ApplyResult:
 def apply_script(batch: Sequence[tuple[int, Step, Change]], reprobe: Sequence[tuple[int, Step]] = ()) -> str:
     """Apply each change in order, stop at the first failure, re-probe each applied step (verify).
 
-    When every change succeeded, the steps in `reprobe` are probed too (their `P` records).
+    A step's own probe fragment runs right after its change (record `V KEY`); the paths of the steps
+    are read together once their changes are made (records `WS`, `WH`), before the change of a barrier
+    (a command may change anything; it is always the last of a batch), whose verify reads its path
+    itself. When every change succeeded, the steps in `reprobe` are probed too (their `P` records).
     """
-    parts = [PRELUDE]
-    for key, step, change in batch:
-        parts.append(
-            f"printf '\\036A {key}\\n'\n( set -e\n{change.script}\n) </dev/null 2>&1\nzr=$?\n"
-            f"printf '\\n\\036R {key} %d\\n' \"$zr\"\n[ \"$zr\" -eq 0 ] || exit 0\n"
-            f"printf '\\036V {key}\\n'\n{{ {step.probe_script()}\n}} </dev/null 2>/dev/null"
-        )
-    parts.extend(_probe_fragment(key, step) for key, step in reprobe)
+    plain = [item for item in batch if not item[1].barrier]
+    barriers = [item for item in batch if item[1].barrier]
+    parts = [PRELUDE, "zr=0", "za() {"]
+    parts.extend(_apply_fragment(key, step, change, "return 0") for key, step, change in plain)
+    parts += [":", "}", "za", *_path_block([(k, s) for k, s, _ in plain], "W"), "[ \"$zr\" -eq 0 ] || exit 0"]
+    parts.extend(_apply_fragment(key, step, change, "exit 0", inline_path=True) for key, step, change in barriers)
+    parts.extend([*probe_block(reprobe, "P"), ":"])
     return "\n".join(parts) + "\n"
 
 
-def parse_apply(stdout: str) -> dict[int, ApplyResult]:
+def _apply_fragment(key: int, step: Step, change: Change, stop: str, *, inline_path: bool = False) -> str:
+    return (f"printf '\\036A {key}\\n'\n( set -e\n{change.script}\n) </dev/null 2>&1\nzr=$?\n"
+            f"printf '\\n\\036R {key} %d\\n' \"$zr\"\n[ \"$zr\" -eq 0 ] || {stop}\n"
+            + _fragment("V", key, _own_fragment(step, inline_path=inline_path)))
+
+
+def parse_apply(stdout: str, batch: Sequence[tuple[int, Step, Change]]) -> dict[int, ApplyResult]:
+    records = _records(stdout)
+    facts = _path_facts(records, "W", [(k, s) for k, s, _ in batch if not s.barrier])
     results: dict[int, ApplyResult] = {}
-    for record in stdout.split(RS)[1:]:
-        header, _, body = record.partition("\n")
+    for header, body in records.items():
         fields = header.split()
-        if len(fields) < 2:
-            continue
-        tag, key = fields[0], int(fields[1])
-        if tag not in ("A", "R", "V"):
-            continue  # P records: probes that ran after the batch (parse_probe reads them)
-        result = results.setdefault(key, ApplyResult())
-        if tag == "A":
+        if len(fields) < 2 or fields[0] not in ("A", "R") or not fields[1].isdigit():
+            continue  # V and W records (read below), P records: probes that ran after the batch
+        result = results.setdefault(int(fields[1]), ApplyResult())
+        if fields[0] == "A":
             result.output = body.rstrip("\n")
-        elif tag == "R" and len(fields) == 3:
+        elif len(fields) == 3:
             result.rc = int(fields[2])
-        elif tag == "V":
-            result.observed = parse_probe(f"{RS}P {key}\n{body}")[key]
+    for key, result in results.items():
+        if result.rc == 0 and f"V {key}" in records:
+            result.observed = _lines(records[f"V {key}"], facts.get(key, {}))
     return results
 
 
@@ -102,14 +201,15 @@ def lock_command(wait: float, owner: str) -> str:
     marker text ending in a line `end`; a cut connection leaves the old marker in place.
     """
     tmp = f"{STATE_DIR}/.last-run.tmp"
+    # builtins wherever they do (a fork and exec costs the node about a millisecond): the error file is the
+    # lock holder's own (kept, emptied by each script), the marker is read with `read` and renamed into place
     inner = (
-        f"printf '%s\\n' {shlex.quote(owner)} > {STATE_DIR}/lock.owner; echo locked; ze={STATE_DIR}/.session.err.$$; "
+        f"printf '%s\\n' {shlex.quote(owner)} > {STATE_DIR}/lock.owner; echo locked; ze={STATE_DIR}/lock.err; "
         "while IFS= read -r zn && [ \"$zn\" != 0 ]; do "
         "zs=$(head -c \"$zn\"); ( eval \"$zs\" ) </dev/null 2>\"$ze\"; zr=$?; "
         "if [ -s \"$ze\" ]; then printf '\\036ERR\\n'; cat \"$ze\"; fi; printf '\\036END %d\\n' \"$zr\"; done; "
-        "rm -f \"$ze\"; "
-        f"cat > {tmp}; zl=; while IFS= read -r zx; do zl=$zx; done < {tmp}; "
-        f"if [ \"$zl\" = end ]; then mv -f {tmp} {MARKER}; else rm -f {tmp}; fi"
+        "zm=; while IFS= read -r zx; do zm=\"$zm$zx\n\"; if [ \"$zx\" = end ]; then "
+        f"printf '%s' \"$zm\" > {tmp} && mv -f {tmp} {MARKER}; break; fi; done"
     )
     return (
         f"[ -d {STATE_DIR} ] || mkdir -p {STATE_DIR}; flock -w {wait:g} -E {LOCK_BUSY} {LOCK_FILE} "

@@ -46,6 +46,7 @@ class Renderer:
         self.env.filters.update(nix=to_nix, combine=combine, quote=lambda v: shlex.quote(str(v)),
                                 basename=lambda p: str(p).rstrip("/").rsplit("/", 1)[-1])
         self._compiled: dict[str, jinja2.Template] = {}
+        self._expressions: dict[str, Any] = {}
         self._groups = {name: inventory.group_hosts(name) for name in inventory.groups}
 
     # -- variables ---------------------------------------------------------------------------
@@ -86,6 +87,14 @@ class Renderer:
             self._compiled[text] = compiled
         return compiled
 
+    def _expression(self, text: str) -> Any:
+        """A compiled expression, once per run (compiling is most of the cost of rendering a fleet)."""
+        compiled = self._expressions.get(text)
+        if compiled is None:
+            compiled = self.env.compile_expression(text, undefined_to_none=False)
+            self._expressions[text] = compiled
+        return compiled
+
     def render_value(self, value: Any, context: Mapping[str, Any], where: Where, host: str) -> Any:
         if isinstance(value, str):
             if "{" not in value:
@@ -93,7 +102,7 @@ class Renderer:
             try:
                 whole = WHOLE_EXPRESSION.match(value)
                 if whole:  # "{{ x }}" alone keeps x's type (a bool stays a bool)
-                    result = self.env.compile_expression(whole.group(1), undefined_to_none=False)(**context)
+                    result = self._expression(whole.group(1))(**context)
                     if isinstance(result, jinja2.Undefined):
                         str(result)  # raises UndefinedError with the variable's name
                     if isinstance(result, FactsPending):
@@ -116,7 +125,7 @@ class Renderer:
         if decl.when is None:
             return True
         try:
-            expression = self.env.compile_expression(decl.when, undefined_to_none=False)
+            expression = self._expression(decl.when)
             return bool(expression(**context))
         except jinja2.UndefinedError as exc:
             raise decl.at("when").error(f"when: undefined variable: {exc.message} (host {host})") from None

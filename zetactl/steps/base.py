@@ -110,11 +110,18 @@ class Step(ABC):
         return 0.0
 
     def reads(self) -> tuple[str, ...]:
-        """Remote paths the step's decision depends on (--check: an earlier would-change there matters)."""
+        """Remote paths the step's decision depends on: an earlier change there makes its probe stale."""
         return self.touches()
 
+    def probe_path(self) -> tuple[str, bool] | None:
+        """The one path whose attributes (type, mode, owner, group, size, link target) the probe reads, and
+        whether its sha256 too. The engine reads these for every step of a script in one `stat` and one
+        `sha256sum` (steps/probes.py), then adds what `probe_script` prints."""
+        return None
+
     @abstractmethod
-    def probe_script(self) -> str: ...
+    def probe_script(self) -> str:
+        """sh printing `key value` lines, beyond what `probe_path` reads ("" when nothing more)."""
 
     @abstractmethod
     def decide(self, observed: Observed) -> Decision: ...

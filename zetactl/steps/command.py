@@ -23,6 +23,13 @@ class Command(Step):
     def touches(self) -> tuple[str, ...]:
         return ("/",)
 
+    def reads(self) -> tuple[str, ...]:
+        """`creates` alone reads one path; `unless` may read anything; neither reads nothing."""
+        creates = self.args.get("creates")
+        if self.args.get("unless") or (creates and not str(creates).startswith("/")):
+            return ("/",)
+        return (str(creates),) if creates else ()
+
     def _in_dir(self, command: str) -> str:
         chdir = self.args.get("chdir")
         return f"cd {q(chdir)} && {command}" if chdir else command
@@ -34,7 +41,6 @@ class Command(Step):
         if self.args.get("unless"):
             check = self._in_dir(self.args["unless"])
             lines.append(f"( {check} ) >/dev/null 2>&1 </dev/null && echo 'unless ok'")
-        lines.append(":")
         return "\n".join(lines)
 
     def decide(self, observed: Observed) -> Decision:

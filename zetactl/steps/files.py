@@ -47,8 +47,11 @@ class PathStep(Step):
     def path(self) -> str:
         return str(self.args["path"])
 
+    def probe_path(self) -> tuple[str, bool] | None:
+        return (self.path, False)
+
     def probe_script(self) -> str:
-        return f"zp_stat {q(self.path)}"
+        return ""
 
     def _absent(self, observed: Observed) -> Decision:
         if observed.get("type") == "absent":
@@ -108,11 +111,11 @@ class File(PathStep):
             return self.payload
         return str(self.args.get("content") or "").encode()
 
+    def probe_path(self) -> tuple[str, bool] | None:
+        return (self.path, True)
+
     def probe_script(self) -> str:
-        script = f"zp_stat {q(self.path)}\nzp_sha {q(self.path)}"
-        if self.want_content and not self.args["sensitive"]:
-            script += f"\nzp_content {q(self.path)} {DIFF_LIMIT}"
-        return script
+        return f"zp_content {q(self.path)} {DIFF_LIMIT}" if self.want_content and not self.args["sensitive"] else ""
 
     def decide(self, observed: Observed) -> Decision:
         a = self.args
@@ -127,7 +130,8 @@ class File(PathStep):
             verb = "create" if kind == "absent" else "update"
             script = write_file_script(self.path, self.data, a["mode"], a["owner"], a["group"],
                                        exists=kind != "absent")
-            return Change(f"{verb} {self.path} ({len(self.data)} bytes)", script, self._diff(observed))
+            diff = self._diff(observed) if self.want_content else None  # only --diff shows it
+            return Change(f"{verb} {self.path} ({len(self.data)} bytes)", script, diff)
         drift = attributes_drift(observed, a["mode"], a["owner"], a["group"])
         if drift:
             return Change(", ".join(drift), attributes_script(self.path, a["mode"], a["owner"], a["group"]))
@@ -188,7 +192,7 @@ class LineInFile(PathStep):
             raise self.where.error(f"line_in_file: bad regexp: {exc}") from None
 
     def probe_script(self) -> str:
-        return f"zp_stat {q(self.path)}\nzp_content {q(self.path)} {16 * 1024 * 1024}"
+        return f"zp_content {q(self.path)} {16 * 1024 * 1024}"
 
     def _matches(self, line: str) -> bool:
         if self.regex is not None:
@@ -236,7 +240,7 @@ class LineInFile(PathStep):
         new = ("\n".join(new_lines) + "\n").encode("utf-8", errors="surrogateescape") if new_lines else b""
         script = write_file_script(self.path, new, a["mode"], a["owner"], a["group"], exists=kind != "absent")
         verb = "add line to" if a["state"] == "present" else "remove line from"
-        return Change(f"{verb} {self.path}", script, unified_diff(self.path, old, new))
+        return Change(f"{verb} {self.path}", script, unified_diff(self.path, old, new) if self.want_content else None)
 
 
 class Symlink(PathStep):
@@ -258,8 +262,8 @@ class Symlink(PathStep):
         if kind not in ("absent", "link") and not a["force"]:
             return Change(f"{self.path} is a {kind}",
                           f"echo '{self.path} exists and is a {kind} (set force: true to replace it)' >&2; exit 1")
-        tmp = f'"$(dirname {q(self.path)})/.$(basename {q(self.path)}).zeta-tmp.$$"'
-        script = (f"zt={tmp}\nln -sfn -- {q(a['target'])} \"$zt\"\n"
+        parent, _, name = self.path.rpartition("/")
+        script = (f"zt={q(parent + '/.' + name + '.zeta-tmp.')}$$\nln -sfn -- {q(a['target'])} \"$zt\"\n"
                   + (f"[ -d {q(self.path)} ] && [ ! -L {q(self.path)} ] && rm -rf -- {q(self.path)}\n"
                      if a["force"] else "")
                   + f"mv -Tf -- \"$zt\" {q(self.path)}")

@@ -9,6 +9,27 @@ import asyncssh
 from zetactl.fileio import write_atomic
 from zetactl.inventory import Host
 
+_LOADED: dict[Path, tuple[tuple[int, int, int], asyncssh.SSHKnownHosts]] = {}
+
+
+def loaded(known_hosts: Path) -> asyncssh.SSHKnownHosts | None:
+    """The pinned file, parsed once for all the connections of a run (None: there is no file).
+
+    asyncssh re-reads and re-parses a known_hosts path on every connection: every key of the fleet for
+    every host, which grows with the square of the fleet. The parse is kept while the file is the same
+    (inode, size, modification time): a file re-pinned meanwhile (write_atomic: a new inode) is read again.
+    """
+    try:
+        info = known_hosts.stat()
+    except FileNotFoundError:
+        return None
+    identity = (info.st_ino, info.st_size, info.st_mtime_ns)
+    cached = _LOADED.get(known_hosts)
+    if cached is None or cached[0] != identity:
+        cached = (identity, asyncssh.import_known_hosts(known_hosts.read_text(errors="replace")))
+        _LOADED[known_hosts] = cached
+    return cached[1]
+
 
 def host_patterns(host: Host) -> set[str]:
     """How OpenSSH names this host in known_hosts (port 22 bare, others as [address]:port)."""

@@ -17,7 +17,7 @@ from asyncssh.kex import get_kex_algs
 from zetactl.errors import BadInput
 from zetactl.errors import Unreachable as Unreachable
 from zetactl.inventory import Host
-from zetactl.transport.known_hosts import is_pinned
+from zetactl.transport.known_hosts import is_pinned, loaded
 
 
 class HostKeyRefused(Unreachable):
@@ -84,6 +84,10 @@ def algorithms(host: Host) -> dict[str, list[str]]:
 
 async def connect(host: Host, options: ConnectOptions) -> asyncssh.SSHClientConnection:
     known_hosts = host.known_hosts
+    try:
+        pinned = loaded(known_hosts)
+    except (OSError, ValueError) as exc:
+        raise Unreachable(f"cannot read the pinned host keys in {known_hosts}: {exc}. Nothing was touched.") from None
     client_keys = [str(host.key_file)] if host.key_file else ()
     try:
         return await asyncio.wait_for(
@@ -91,7 +95,7 @@ async def connect(host: Host, options: ConnectOptions) -> asyncssh.SSHClientConn
                 host.address,
                 port=host.port,
                 username=host.user,
-                known_hosts=str(known_hosts) if known_hosts.is_file() else ([], [], []),
+                known_hosts=pinned if pinned is not None else ([], [], []),
                 client_keys=client_keys,
                 agent_path=None if host.key_file else (),
                 config=None,
