@@ -2,7 +2,7 @@
 split by phase (start-up, load + plan, connect, probe, apply, journal, report) and the controller's CPU
 split by component (cProfile over the same in-process run). Writes its section of docs/benchmarks.md.
 
-    .venv/bin/python benchmarks/profile.py --nodes 100
+    .venv/bin/python benchmarks/breakdown.py --nodes 100
 
 It starts its own lab (`zetactl lab up N --subnet 100 --dir benchmarks/.work/profile-lab`) and stops it at
 the end. The per-host phases come from zetactl's own JSON report (`timings`); the components are the
@@ -113,7 +113,7 @@ def section(nodes: int, startup: float, runs: dict[str, Profiled]) -> str:
         "<!-- profile:begin -->",
         "## Where zetactl's time goes",
         "",
-        f"Written by `benchmarks/profile.py --nodes {nodes}` on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC "
+        f"Written by `benchmarks/breakdown.py --nodes {nodes}` on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC "
         f"({os.cpu_count()} cores): the workload above on {nodes} lab nodes, in one process under cProfile "
         "(which slows the Python side; compare the shares, not the seconds, with the tables above).",
         "",
