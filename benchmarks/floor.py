@@ -128,11 +128,22 @@ def render_context(node: Node, bench_dir: str) -> dict[str, Any]:
             "bench_dir": bench_dir}
 
 
+KNOWN_HOSTS: dict[str, asyncssh.SSHKnownHosts] = {}
+
+
+def pinned(path: str) -> asyncssh.SSHKnownHosts:
+    """The pinned file, parsed once (asyncssh given a path parses the whole file for every connection)."""
+    if path not in KNOWN_HOSTS:
+        KNOWN_HOSTS[path] = asyncssh.read_known_hosts(path)
+    return KNOWN_HOSTS[path]
+
+
 async def on_node(node: Node, script: str) -> tuple[str, bool, str]:
     try:
         async with asyncssh.connect(
             node.address, port=node.port, username=node.user, client_keys=[node.key],
-            known_hosts=node.known_hosts, agent_path=None, config=None, connect_timeout=30, login_timeout=30,
+            known_hosts=pinned(node.known_hosts), agent_path=None, config=None, connect_timeout=30,
+            login_timeout=30,
         ) as conn:
             result = await conn.run("sh -s", input=script, check=False, errors="replace")
     except (OSError, asyncssh.Error) as exc:

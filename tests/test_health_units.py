@@ -36,3 +36,21 @@ def test_key_removal_never_runs_without_keys_and_checks_the_kept_key() -> None:
     assert "grep" not in remove_keys_script("root", [])
     script = remove_keys_script("root", ["AAAAold"], keep="AAAAnew")
     assert "grep -qF -- AAAAnew" in script and '[ "$rc" -le 1 ]' in script
+
+
+def test_a_skewed_node_clock_is_warned_then_critical() -> None:
+    """The lab's nodes share the machine's clock, so skew is injected here, in what the node reports."""
+    from zetactl.health.checks import judge
+    from zetactl.inventory import load_inventory
+
+    host = load_inventory(Path(__file__).resolve().parent.parent / "inventory" / "hosts.yml").host("cp1")
+    received = 1_800_000_000.0
+    for offset, expected in ((0.4, Severity.OK), (-5.0, Severity.WARNING), (45.0, Severity.CRITICAL),
+                             (-3600.0, Severity.CRITICAL)):
+        health = HostHealth("cp1")
+        judge(host, health, {"clock": [f"{received + offset:.3f}"]}, received - 0.01, received, [], {})
+        finding = next(f for f in health.findings if f.check == "clock_skew")
+        assert finding.severity == expected and f"{offset:+.2f}s" in finding.message, (offset, finding)
+    health = HostHealth("cp1")
+    judge(host, health, {}, received, received, [], {})
+    assert next(f for f in health.findings if f.check == "clock_skew").severity == Severity.UNKNOWN

@@ -174,3 +174,20 @@ def test_a_bare_command_needs_no_probe_and_a_creates_command_reads_one_path() ->
     assert not remote.needs_probe(bare) and bare.reads() == ()
     assert remote.needs_probe(creates) and creates.reads() == ("/x",)
     assert unless.reads() == ("/",)
+
+
+def test_a_script_cut_short_runs_none_of_it(tmp_path: Path) -> None:
+    """A connection lost mid-transfer must never run a cut-off line (`rm -rf -- /srv/data/old` -> `/srv`)."""
+    from zetactl.transport.ssh import CUT_SHORT, GUARDED_SH, whole
+
+    keep = tmp_path / "data"
+    (keep / "old").mkdir(parents=True)
+    script = whole(f"echo started > {tmp_path}/ran\nrm -rf -- {keep}/old\n")
+    guarded = ["sh", "-c", f"exec {GUARDED_SH}"]
+    cut = script.index("/old")  # the stream ends right after `rm -rf -- <keep>`
+    for end in (cut, len(script) - 2, len(script) // 3, 0):  # (only the final newline may go: $() drops it)
+        proc = subprocess.run(guarded, input=script[:end], capture_output=True, text=True)
+        assert proc.returncode == CUT_SHORT and "cut short" in proc.stderr
+        assert keep.is_dir() and not (tmp_path / "ran").exists()
+    proc = subprocess.run(guarded, input=script, capture_output=True, text=True)
+    assert proc.returncode == 0 and (tmp_path / "ran").exists() and not (keep / "old").exists()

@@ -26,6 +26,7 @@ from zetactl.journal import Journal
 from zetactl.plan import HostPlan, PlannedStep, validate_steps
 from zetactl.steps import ActionStep, Change, NoChange, Observed, Option, RemoteResult, Step, Where
 from zetactl.transport import ConnectOptions, Unreachable, connect, run
+from zetactl.transport.ssh import session_refused
 
 FACTS_KEY = -1  # the facts probe's record key in the first round trip
 
@@ -500,6 +501,8 @@ class HostRun:
                 status = await process.stdout.readline()
         except asyncio.IncompleteReadError:
             raise Unreachable("connection lost while probing") from None
+        except asyncssh.ChannelOpenError as exc:
+            raise Unreachable(session_refused(exc)) from None
         except (OSError, asyncssh.Error) as exc:
             raise Unreachable(f"connection lost: {exc}") from None
         if line.strip() != "locked":

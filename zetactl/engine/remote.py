@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from zetactl.steps import Change, Step
 from zetactl.steps.probes import PRELUDE
+from zetactl.transport.ssh import WHOLE_OR_NOTHING, whole
 
 RS = "\x1e"
 STATE_DIR = "/var/lib/zeta/state"
@@ -195,7 +196,8 @@ def lock_command(wait: float, owner: str) -> str:
     flock is released by the kernel when the process ends, so a controller that dies (even by
     SIGKILL) never leaves a stale lock. Under the lock, a loop reads framed scripts from stdin (a line
     with the size in bytes, then the script), runs each in a subshell (stdin /dev/null), and answers with
-    its stdout, its stderr after a `\\036ERR` line when there is any, and `\\036END <exit status>`. One
+    its stdout, its stderr after a `\\036ERR` line when there is any, and `\\036END <exit status>`; a
+    script that arrived cut short ends the session without running. One
     session serves every probe and apply of the run: a new SSH session per round trip costs the node a
     fork of sshd and two shells (about 10 ms of CPU each). A size of 0 ends the scripts; then comes the
     marker text ending in a line `end`; a cut connection leaves the old marker in place.
@@ -206,7 +208,7 @@ def lock_command(wait: float, owner: str) -> str:
     inner = (
         f"printf '%s\\n' {shlex.quote(owner)} > {STATE_DIR}/lock.owner; echo locked; ze={STATE_DIR}/lock.err; "
         "while IFS= read -r zn && [ \"$zn\" != 0 ]; do "
-        "zs=$(head -c \"$zn\"); ( eval \"$zs\" ) </dev/null 2>\"$ze\"; zr=$?; "
+        f"zs=$(head -c \"$zn\"); {WHOLE_OR_NOTHING}; ( eval \"$zs\" ) </dev/null 2>\"$ze\"; zr=$?; "
         "if [ -s \"$ze\" ]; then printf '\\036ERR\\n'; cat \"$ze\"; fi; printf '\\036END %d\\n' \"$zr\"; done; "
         "zm=; while IFS= read -r zx; do zm=\"$zm$zx\n\"; if [ \"$zx\" = end ]; then "
         f"printf '%s' \"$zm\" > {tmp} && mv -f {tmp} {MARKER}; break; fi; done"
@@ -239,5 +241,7 @@ def split_answer(answer: str, status_line: str) -> Ran:
 
 
 def framed(script: str) -> str:
-    """The script as the lock channel reads it: its size in bytes on one line, then the script."""
-    return f"{len(script.encode())}\n{script}"
+    """The script as the lock channel reads it: its size in bytes on one line, then the script and its end
+    line (a script cut short by a lost connection is not run: transport.ssh.WHOLE_OR_NOTHING)."""
+    text = whole(script)
+    return f"{len(text.encode())}\n{text}"

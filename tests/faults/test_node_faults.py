@@ -207,10 +207,10 @@ def test_readers_never_see_a_half_written_file(fault_lab: Lab, cli: Cli, tmp_pat
     plays = []
     for i, content in enumerate(contents):
         (tmp_path / f"v{i}.bin").write_bytes(content)
-        plays.append(write_playbook(tmp_path, "hosts: lab-002\nsteps:\n  - directory: {path: /srv/t-atomic}\n"
-                                    f"  - file: {{path: /srv/t-atomic/big, source: v{i}.bin}}\n", f"v{i}.yml"))
+        plays.append(write_playbook(tmp_path, "hosts: lab-002\nsteps:\n  - directory: {path: /var/lib/t-atomic}\n"
+                                    f"  - file: {{path: /var/lib/t-atomic/big, source: v{i}.bin}}\n", f"v{i}.yml"))
     cli("deploy", str(plays[0]), "-i", inv, check_rc=0)
-    reader = cli.popen("run", "for i in $(seq 300); do md5sum < /srv/t-atomic/big; done", "-i", inv,
+    reader = cli.popen("run", "for i in $(seq 300); do md5sum < /var/lib/t-atomic/big; done", "-i", inv,
                        "--limit", "lab-002", "--format", "json")
     for round_ in range(6):
         cli("deploy", str(plays[(round_ + 1) % 2]), "-i", inv, check_rc=0)
