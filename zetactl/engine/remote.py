@@ -210,8 +210,8 @@ def lock_command(wait: float, owner: str) -> str:
         "while IFS= read -r zn && [ \"$zn\" != 0 ]; do "
         f"zs=$(head -c \"$zn\"); {WHOLE_OR_NOTHING}; ( eval \"$zs\" ) </dev/null 2>\"$ze\"; zr=$?; "
         "if [ -s \"$ze\" ]; then printf '\\036ERR\\n'; cat \"$ze\"; fi; printf '\\036END %d\\n' \"$zr\"; done; "
-        "zm=; while IFS= read -r zx; do zm=\"$zm$zx\n\"; if [ \"$zx\" = end ]; then "
-        f"printf '%s' \"$zm\" > {tmp} && mv -f {tmp} {MARKER}; break; fi; done"
+        f": > {tmp}; while IFS= read -r zx; do printf '%s\\n' \"$zx\" >> {tmp}; if [ \"$zx\" = end ]; then "
+        f"mv -f {tmp} {MARKER}; break; fi; done; if [ -e {tmp} ]; then rm -f {tmp}; fi"
     )
     return (
         f"[ -d {STATE_DIR} ] || mkdir -p {STATE_DIR}; flock -w {wait:g} -E {LOCK_BUSY} {LOCK_FILE} "

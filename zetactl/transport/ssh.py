@@ -135,8 +135,8 @@ async def connect(host: Host, options: ConnectOptions) -> asyncssh.SSHClientConn
 # last line; the node reads all of it, checks that it ends with the line, and only then runs it.
 SCRIPT_END = "# zetactl: end of script"
 CUT_SHORT = 96  # the exit status of a script that arrived cut short (none of it ran)
-WHOLE_OR_NOTHING = (
-    f'case "$zs" in *"\n{SCRIPT_END}") ;; *) echo "zetactl: the script arrived cut short; none of it ran" >&2; '
+WHOLE_OR_NOTHING = (  # one line: asyncssh's debug log and `ps` show the command whole
+    f'case "$zs" in *"{SCRIPT_END}") ;; *) echo "zetactl: the script arrived cut short; none of it ran" >&2; '
     f"exit {CUT_SHORT};; esac"
 )
 
