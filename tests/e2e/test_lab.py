@@ -107,3 +107,13 @@ def test_lab_refuses_directories_it_would_hide(tmp_path: Path) -> None:
     from zetactl.errors import LabError
     with pytest.raises(LabError, match="cannot live under"):
         Lab(Path("/var/tmp/zeta-lab-test"), subnet=50).up(1)
+
+
+def test_a_second_lab_on_a_subnet_in_use_is_refused(fault_lab: Lab, tmp_path: Path) -> None:
+    from zetactl.lab.fleet import LabError
+
+    other = Lab(tmp_path / "other", subnet=fault_lab.subnet)
+    with pytest.raises(LabError, match=r"127\.0\.30\.1:22 is already in use"):
+        other.up(2)
+    assert all(node.alive() for node in fault_lab.nodes())  # the lab that was there is untouched
+    assert not other.nodes()

@@ -226,11 +226,10 @@ class Lab:
         self._stop(extra)
         for node in extra:
             del current[node.name]
+        to_start = [spec for spec in wanted if not (current.get(spec.name) and current[spec.name].alive())]
+        self._check_free(to_start)
         started: list[tuple[NodeSpec, subprocess.Popen[bytes]]] = []
-        for spec in wanted:
-            running = current.get(spec.name)
-            if running and running.alive():
-                continue
+        for spec in to_start:
             if spec.name not in current:
                 self._drop_stale_fresh(spec.name)
             started.append((spec, self._start(spec, operator_pub)))
@@ -491,6 +490,19 @@ class Lab:
         for node in running:  # sessions (sshd forks them into new sessions) and their commands
             signal_members(members.get(node.pid, []), signal.SIGKILL)
         return len(running)
+
+    @staticmethod
+    def _check_free(specs: list[NodeSpec]) -> None:
+        """Refuse to start a node on an address where something already listens (another lab on the same
+        subnet): its sshd would fail to bind, and the wait for it would connect to the other lab's node."""
+        for spec in specs:
+            try:
+                with socket.create_connection((spec.address, 22), timeout=0.5):
+                    pass
+            except OSError:
+                continue
+            raise LabError(f"{spec.address}:22 is already in use (another lab on this subnet?): stop it with "
+                           "`zetactl lab down --dir DIR`, or choose another --subnet")
 
     def _wait_listening(self, nodes: list[LabNode], timeout: float) -> None:
         pending = {n.name: n for n in nodes}
