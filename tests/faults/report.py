@@ -36,9 +36,9 @@ SECRET_SWEEPS = {
     "test_canary_appears_nowhere_but_on_the_node": "creds seal/push/--check --diff/rotate/a failing push/list/verify"
                                                    " with debug logs; node logs, /etc, /var, /nix, /tmp, /run, "
                                                    "remote command lines",
-    "test_no_token_appears_in_any_output_log_journal_or_command_line": "tenant add/rotate/remove, hub tokens/"
-                                                                       "verify/reconcile, health; logs, journals, "
-                                                                       "registries, remote command lines",
+    "test_no_token_appears_in_any_output_log_journal_or_command_line": (
+        "the tenant and hub commands of tests/e2e/test_hubs.py (add, rotate, remove, hub tokens, verify, "
+        "reconcile); logs, journals, registries, remote command lines"),
 }
 
 
