@@ -35,9 +35,11 @@ YAML_VALUES = st.recursive(
 )
 
 
+_DIR = Path(tempfile.mkdtemp(prefix="zeta-prop-"))  # one file per name, rewritten for each input
+
+
 def _write(text: str, name: str) -> Path:
-    directory = Path(tempfile.mkdtemp(prefix="zeta-prop-"))
-    path = directory / name
+    path = _DIR / name
     path.write_text(text)
     return path
 
