@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from doc_sections import write_section
+from lab_session import fresh_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"
 LAB_DIR = WORK / "profile-lab"
 HOME = WORK / "profile-home"
-ZETACTL = ROOT / ".venv" / "bin" / "zetactl"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 PLAYBOOK = ROOT / "benchmarks" / "workload" / "zetactl" / "bench.yml"
 SUBNET = 100
@@ -154,18 +154,9 @@ def main() -> int:
     args = parser.parse_args()
     env = {**os.environ, "ZETACTL_HOME": str(HOME)}
     shutil.rmtree(HOME, ignore_errors=True)
-    if (LAB_DIR / "lab.json").exists():
-        subprocess.run([str(ZETACTL), "lab", "down", "--dir", str(LAB_DIR)], env=env, check=False)
-    shutil.rmtree(LAB_DIR, ignore_errors=True)
-    subprocess.run([str(ZETACTL), "lab", "up", str(args.nodes), "--dir", str(LAB_DIR), "--subnet", str(SUBNET)],
-                   env=env, check=True, capture_output=True)
-    try:
+    with fresh_lab(LAB_DIR, args.nodes, SUBNET, env) as inventory:
         startup = startup_seconds()
-        inventory = LAB_DIR / "inventory.yml"
         runs = {"first run": profiled_deploy(inventory), "no-op re-run": profiled_deploy(inventory)}
-    finally:
-        subprocess.run([str(ZETACTL), "lab", "down", "--dir", str(LAB_DIR)], env=env, check=False,
-                       capture_output=True)
     for name, want in (("first run", 10), ("no-op re-run", 0)):
         changed = {h["changed"] for h in runs[name][0]["hosts"].values()}
         if changed != {want}:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from doc_sections import write_section
+from lab_session import fresh_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"
@@ -72,14 +73,8 @@ def main() -> int:
         return 0
     env = {**os.environ, "ZETACTL_HOME": str(WORK / "health-home")}
     shutil.rmtree(WORK / "health-home", ignore_errors=True)
-    if (LAB_DIR / "lab.json").exists():
-        subprocess.run([ZETACTL, "lab", "down", "--dir", LAB_DIR], env=env, check=False)
-    shutil.rmtree(LAB_DIR, ignore_errors=True)
-    subprocess.run([ZETACTL, "lab", "up", str(args.nodes), "--dir", LAB_DIR, "--subnet", str(SUBNET)],
-                   env=env, check=True, capture_output=True)
     sweeps, floors = [], []
-    try:
-        inventory = LAB_DIR / "inventory.yml"
+    with fresh_lab(LAB_DIR, args.nodes, SUBNET, env) as inventory:
         for _ in range(args.repeat):
             started = time.monotonic()
             proc = subprocess.run([ZETACTL, "health", "-i", inventory, "--format", "json"], env=env,
@@ -90,8 +85,6 @@ def main() -> int:
             if json.loads(proc.stdout)["status"] != "OK":
                 raise SystemExit("the healthy lab was not OK")
             floors.append(floor_command(inventory, env))
-    finally:
-        subprocess.run([ZETACTL, "lab", "down", "--dir", LAB_DIR], env=env, check=False, capture_output=True)
     sweep, bare = sorted(sweeps)[len(sweeps) // 2], sorted(floors)[len(floors) // 2]
     section = (
         "<!-- health:begin -->\n## `zetactl health` on a healthy lab\n\n"

@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -20,11 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from doc_sections import write_section
+from lab_session import fresh_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"
 LAB_DIR = WORK / "kex-lab"
-ZETACTL = ROOT / ".venv" / "bin" / "zetactl"
 DOC = ROOT / "docs" / "ssh.md"
 SUBNET = 100
 KEX = ["curve25519-sha256", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512"]
@@ -41,7 +39,7 @@ def measure(inventory: Path, kex: str) -> tuple[float, float, int]:
     made = []
 
     async def one(host: object) -> None:
-        conn = await connect(host, ConnectOptions(connect_timeout=60))  # type: ignore[arg-type]
+        conn = await connect(host, ConnectOptions(connect_timeout=60))
         made.append(host)
         conn.close()
         await conn.wait_closed()
@@ -60,20 +58,12 @@ def main() -> int:
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
     env = {**os.environ, "ZETACTL_HOME": str(WORK / "kex-home")}
-    if (LAB_DIR / "lab.json").exists():
-        subprocess.run([str(ZETACTL), "lab", "down", "--dir", str(LAB_DIR)], env=env, check=False)
-    shutil.rmtree(LAB_DIR, ignore_errors=True)
-    subprocess.run([str(ZETACTL), "lab", "up", str(args.nodes), "--dir", str(LAB_DIR), "--subnet", str(SUBNET)],
-                   env=env, check=True, capture_output=True)
     rows = []
-    try:
-        measure(LAB_DIR / "inventory.yml", KEX[0])  # warm every node's sshd once
+    with fresh_lab(LAB_DIR, args.nodes, SUBNET, env) as inventory:
+        measure(inventory, KEX[0])  # warm every node's sshd once
         for kex in KEX:
-            per_connection, wall, made = measure(LAB_DIR / "inventory.yml", kex)
+            per_connection, wall, made = measure(inventory, kex)
             rows.append(f"| `{kex}` | {made}/{args.nodes} | {per_connection * 1000:.1f} | {wall:.2f} |")
-    finally:
-        subprocess.run([str(ZETACTL), "lab", "down", "--dir", str(LAB_DIR)], env=env, check=False,
-                       capture_output=True)
     text = "\n".join([
         "<!-- kex:begin -->",
         "### Measured: the controller's cost per connection",
