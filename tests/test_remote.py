@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from zetactl.engine import remote
 from zetactl.steps import KINDS, Change, NoChange, Step, Where
 
@@ -178,16 +180,57 @@ def test_a_bare_command_needs_no_probe_and_a_creates_command_reads_one_path() ->
 
 def test_a_script_cut_short_runs_none_of_it(tmp_path: Path) -> None:
     """A connection lost mid-transfer must never run a cut-off line (`rm -rf -- /srv/data/old` -> `/srv`)."""
-    from zetactl.transport.ssh import CUT_SHORT, GUARDED_SH, whole
+    from zetactl.transport.ssh import COLLECTED_SH, CUT_SHORT, GUARDED_SH, whole
 
-    keep = tmp_path / "data"
-    (keep / "old").mkdir(parents=True)
-    script = whole(f"echo started > {tmp_path}/ran\nrm -rf -- {keep}/old\n")
-    guarded = ["sh", "-c", f"exec {GUARDED_SH}"]
-    cut = script.index("/old")  # the stream ends right after `rm -rf -- <keep>`
-    for end in (cut, len(script) - 2, len(script) // 3, 0):  # (only the final newline may go: $() drops it)
-        proc = subprocess.run(guarded, input=script[:end], capture_output=True, text=True)
-        assert proc.returncode == CUT_SHORT and "cut short" in proc.stderr
-        assert keep.is_dir() and not (tmp_path / "ran").exists()
-    proc = subprocess.run(guarded, input=script, capture_output=True, text=True)
-    assert proc.returncode == 0 and (tmp_path / "ran").exists() and not (keep / "old").exists()
+    for shell in (GUARDED_SH, COLLECTED_SH):
+        keep = tmp_path / "data"
+        (keep / "old").mkdir(parents=True)
+        (tmp_path / "ran").unlink(missing_ok=True)
+        script = whole(f"echo started > {tmp_path}/ran\nrm -rf -- {keep}/old\n")
+        guarded = ["sh", "-c", f"exec {shell}"]
+        cut = script.index("/old")  # the stream ends right after `rm -rf -- <keep>`
+        for end in (cut, len(script) - 2, len(script) // 3, 0):  # (only the final newline may go: $() drops it)
+            proc = subprocess.run(guarded, input=script[:end], capture_output=True, text=True)
+            assert proc.returncode == CUT_SHORT and "cut short" in proc.stderr
+            assert keep.is_dir() and not (tmp_path / "ran").exists()
+        proc = subprocess.run(guarded, input=script, capture_output=True, text=True)
+        assert proc.returncode == 0 and (tmp_path / "ran").exists() and not (keep / "old").exists()
+
+
+def test_a_collected_script_answers_its_output_whole_with_its_exit_status() -> None:
+    """COLLECTED_SH sends the script's stdout in one write at its end: byte for byte (trailing newlines kept),
+    with the script's exit status, also when the script ends with `exit`."""
+    from zetactl.transport.ssh import COLLECTED_SH, whole
+
+    collected = ["sh", "-c", f"exec {COLLECTED_SH}"]
+    for body, out, rc in (("printf 'a\\n\\nb\\n\\n\\n'", "a\n\nb\n\n\n", 0), ("printf 'x'; exit 3", "x", 3),
+                          ("echo one; false", "one\n", 1), (":", "", 0), ("printf 'tail x'", "tail x", 0)):
+        proc = subprocess.run(collected, input=whole(body), capture_output=True, text=True)
+        assert (proc.stdout, proc.returncode) == (out, rc), body
+
+
+def test_the_lock_session_answers_each_script_whole_then_writes_the_marker(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock channel's loop, run by a local sh: each framed script's stdout comes back byte for byte (trailing
+    newlines kept) before its END line with its exit status, stderr after an ERR line, and the marker lands."""
+    state = tmp_path / "state"
+    monkeypatch.setattr(remote, "STATE_DIR", str(state))
+    monkeypatch.setattr(remote, "LOCK_FILE", str(state / "lock"))
+    monkeypatch.setattr(remote, "MARKER", str(state / "last-run"))
+    scripts = ["printf '\\036P 1\\nmode 644\\n\\n\\n'", "echo out; echo err >&2; exit 3", "printf 'x'", ":"]
+    feed = "".join(remote.framed(s) for s in scripts) + remote.END_OF_SCRIPTS + "run_id=r1\noutcome=ok\nend\n"
+    proc = subprocess.run(["sh", "-c", remote.lock_command(5, "test run")], input=feed, capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    first, rest = proc.stdout.split("\n", 1)
+    assert first == "locked"
+    answers = rest.split(remote.RS + "END ")
+    bodies, statuses = [answers[0]], []
+    for answer in answers[1:]:
+        status, _, body = answer.partition("\n")
+        statuses.append(status)
+        bodies.append(body)
+    assert statuses == ["0", "3", "0", "0"]
+    assert bodies[:4] == ["\036P 1\nmode 644\n\n\n", "out\n" + remote.RS + "ERR\nerr\n", "x", ""]
+    assert (state / "last-run").read_text() == "run_id=r1\noutcome=ok\nend\n"
+    assert (state / "lock.owner").read_text() == "test run\n"

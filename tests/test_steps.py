@@ -87,8 +87,34 @@ def test_line_in_file_edits(args: dict[str, Any], old: str, new: str, tmp_path: 
     # the script writes the new content (run for real, as the node's sh would)
     subprocess.run(["sh", "-ec", decision.script], check=True)
     assert target.read_text() == new and oct(target.stat().st_mode)[-3:] == "644"
+    # verify reads back only the file's stat and sha256 (no content): the edited bytes, the wanted attributes
+    assert the_step.verify_script() == ""
+    after = {"type": "file", "mode": "644", "owner": "root", "group": "root", "sha256": sha(target.read_bytes())}
+    assert the_step.verify(after, "") is None
+    assert "edited content" in (the_step.verify({**after, "sha256": sha(old.encode())}, "") or "")
+    assert "not a file" in (the_step.verify({"type": "absent"}, "") or "")
     # and with the new content in place there is nothing more to do
     assert isinstance(the_step.decide({"type": "file", "mode": "644", "content": b64(new)}), NoChange)
+
+
+def test_line_in_file_verify_after_an_attribute_change_expects_the_old_bytes() -> None:
+    the_step = step("line_in_file", path="/f", line="a = 1", mode="0600")
+    decision = the_step.decide({**FILE, "content": b64("a = 1\n")})
+    assert isinstance(decision, Change) and decision.summary == "mode 0644 -> 0600"
+    assert the_step.verify({**FILE, "mode": "600", "sha256": sha(b"a = 1\n")}, "") is None
+    assert "mode 0644 -> 0600" in (the_step.verify({**FILE, "sha256": sha(b"a = 1\n")}, "") or "")
+
+
+def test_a_new_symlink_is_made_in_one_step_and_a_changed_one_is_replaced_atomically(tmp_path: Path) -> None:
+    link, old, new = tmp_path / "current", tmp_path / "a", tmp_path / "b"
+    made = step("symlink", path=str(link), target=str(old)).decide({"type": "absent"})
+    assert isinstance(made, Change) and "mv" not in made.script  # creating a link is atomic already
+    subprocess.run(["sh", "-ec", made.script], check=True)
+    assert str(link.readlink()) == str(old)
+    moved = step("symlink", path=str(link), target=str(new)).decide({"type": "link", "target": str(old)})
+    assert isinstance(moved, Change) and "mv -Tf" in moved.script  # a temp link renamed over the old one
+    subprocess.run(["sh", "-ec", moved.script], check=True)
+    assert str(link.readlink()) == str(new) and sorted(p.name for p in tmp_path.iterdir()) == ["current"]
 
 
 def test_line_in_file_missing_file_needs_create(tmp_path: Path) -> None:

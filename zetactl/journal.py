@@ -24,6 +24,9 @@ from zetactl.errors import BadInput
 from zetactl.fileio import write_atomic
 from zetactl.paths import state_dir
 
+# one encoder for every event (json.dumps with options builds a new one per call)
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
 
 def runs_dir() -> Path:
     return state_dir() / "runs"
@@ -48,7 +51,7 @@ class Journal:
 
     def append(self, event: dict[str, Any]) -> None:
         event = {"t": round(time.time(), 3), **event}
-        self._buffer.append(json.dumps(event, separators=(",", ":")) + "\n")
+        self._buffer.append(_encode(event) + "\n")
         if len(self._buffer) >= self.FLUSH_AT:
             self.flush()
 

@@ -421,7 +421,7 @@ class HostRun:
         round trip), else on a channel of its own (--check takes no lock)."""
         self.journal.flush()  # what was done so far is on file before more is done
         if self.session is None:
-            done = await run(conn, "sh", script)
+            done = await run(conn, "sh", script, collect=True)
             return remote.Ran(done.exit_status, str(done.stdout or ""), str(done.stderr or ""),
                               str(done.exit_signal) if done.exit_signal else None)
         try:

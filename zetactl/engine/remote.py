@@ -40,13 +40,14 @@ def _batched(step: Step) -> tuple[str, bool] | None:
     return wanted if wanted is not None and batchable(wanted[0]) else None
 
 
-def _own_fragment(step: Step, *, inline_path: bool = False) -> str:
-    """The step's probe fragment, with the one-path helpers for a path the batch does not read."""
+def _own_fragment(step: Step, *, inline_path: bool = False, verify: bool = False) -> str:
+    """The step's probe (or verify) fragment, with the one-path helpers for a path the batch does not read."""
+    own = step.verify_script() if verify else step.probe_script()
     wanted = step.probe_path()
     if wanted is None or (batchable(wanted[0]) and not inline_path):
-        return step.probe_script()
+        return own
     path = shlex.quote(wanted[0])
-    return "\n".join(filter(None, [f"zp_stat {path}", f"zp_sha {path}" if wanted[1] else "", step.probe_script()]))
+    return "\n".join(filter(None, [f"zp_stat {path}", f"zp_sha {path}" if wanted[1] else "", own]))
 
 
 def _path_block(items: Sequence[tuple[int, Step]], tag: str) -> list[str]:
@@ -168,7 +169,7 @@ def apply_script(batch: Sequence[tuple[int, Step, Change]], reprobe: Sequence[tu
 def _apply_fragment(key: int, step: Step, change: Change, stop: str, *, inline_path: bool = False) -> str:
     return (f"printf '\\036A {key}\\n'\n( set -e\n{change.script}\n) </dev/null 2>&1\nzr=$?\n"
             f"printf '\\n\\036R {key} %d\\n' \"$zr\"\n[ \"$zr\" -eq 0 ] || {stop}\n"
-            + _fragment("V", key, _own_fragment(step, inline_path=inline_path)))
+            + _fragment("V", key, _own_fragment(step, inline_path=inline_path, verify=True)))
 
 
 def parse_apply(stdout: str, batch: Sequence[tuple[int, Step, Change]]) -> dict[int, ApplyResult]:
@@ -201,6 +202,10 @@ def lock_command(wait: float, owner: str) -> str:
     session serves every probe and apply of the run: a new SSH session per round trip costs the node a
     fork of sshd and two shells (about 10 ms of CPU each). A size of 0 ends the scripts; then comes the
     marker text ending in a line `end`; a cut connection leaves the old marker in place.
+
+    A script's stdout is collected (a command substitution, whose EXIT trap appends `x` so that trailing
+    newlines survive) and answered in one write: its records would otherwise leave as one SSH packet per
+    `printf`, and every packet costs sshd and the controller more than the shell's work it carries.
     """
     tmp = f"{STATE_DIR}/.last-run.tmp"
     # builtins wherever they do (a fork and exec costs the node about a millisecond): the error file is the
@@ -208,8 +213,9 @@ def lock_command(wait: float, owner: str) -> str:
     inner = (
         f"printf '%s\\n' {shlex.quote(owner)} > {STATE_DIR}/lock.owner; echo locked; ze={STATE_DIR}/lock.err; "
         "while IFS= read -r zn && [ \"$zn\" != 0 ]; do "
-        f"zs=$(head -c \"$zn\"); {WHOLE_OR_NOTHING}; ( eval \"$zs\" ) </dev/null 2>\"$ze\"; zr=$?; "
-        "if [ -s \"$ze\" ]; then printf '\\036ERR\\n'; cat \"$ze\"; fi; printf '\\036END %d\\n' \"$zr\"; done; "
+        f"zs=$(head -c \"$zn\"); {WHOLE_OR_NOTHING}; zo=$(trap 'echo x' EXIT; eval \"$zs\" </dev/null 2>\"$ze\"); "
+        "zr=$?; zo=${zo%x}; if [ -s \"$ze\" ]; then printf '%s\\036ERR\\n' \"$zo\"; cat \"$ze\"; zo=''; fi; "
+        "printf '%s\\036END %d\\n' \"$zo\" \"$zr\"; done; "
         f": > {tmp}; while IFS= read -r zx; do printf '%s\\n' \"$zx\" >> {tmp}; if [ \"$zx\" = end ]; then "
         f"mv -f {tmp} {MARKER}; break; fi; done; if [ -e {tmp} ]; then rm -f {tmp}; fi"
     )

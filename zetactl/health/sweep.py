@@ -79,7 +79,7 @@ async def sweep(hosts: Sequence[Host], *, deadline: float, forks: int = 200,
                 async with conn:
                     sent = time.time()
                     script = probe_script(host, checks, connect_timeout, hubs.lines(host))
-                    result = await run(conn, "sh", script)
+                    result = await run(conn, "sh", script, collect=True)
                     received = time.time()
                 health.latency = time.monotonic() - begin
         except HostKeyRefused as exc:

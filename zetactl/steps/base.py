@@ -5,7 +5,7 @@ the fragments of many steps into one remote script; a step never talks to the co
 
     probe_script()      sh that prints `key value` lines describing the current state
     decide(observed)    pure: NoChange("because ...") or Change(summary, apply script, diff)
-    verify(observed)    after apply, re-probed: None when the desired state now holds
+    verify(observed)    after apply, re-probed (probe_path + verify_script): None when the desired state holds
 """
 
 from __future__ import annotations
@@ -122,6 +122,10 @@ class Step(ABC):
     @abstractmethod
     def probe_script(self) -> str:
         """sh printing `key value` lines, beyond what `probe_path` reads ("" when nothing more)."""
+
+    def verify_script(self) -> str:
+        """sh run right after the apply, printing what `verify` needs beyond `probe_path` (default: the probe's)."""
+        return self.probe_script()
 
     @abstractmethod
     def decide(self, observed: Observed) -> Decision: ...

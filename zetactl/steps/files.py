@@ -186,13 +186,29 @@ class LineInFile(PathStep):
             raise self.where.error("line_in_file: 'line' must be a single line")
         if self.args["state"] == "absent" and self.args.get("line") is None and not self.args.get("regexp"):
             raise self.where.error("line_in_file: state absent needs 'line' or 'regexp'")
+        self.expected_sha = ""  # set by decide: the sha256 the file must have once the change is applied
         try:
             self.regex = re.compile(self.args["regexp"]) if self.args.get("regexp") else None
         except re.error as exc:
             raise self.where.error(f"line_in_file: bad regexp: {exc}") from None
 
+    def probe_path(self) -> tuple[str, bool] | None:
+        return (self.path, True)
+
     def probe_script(self) -> str:
         return f"zp_content {q(self.path)} {16 * 1024 * 1024}"
+
+    def verify_script(self) -> str:
+        return ""  # the batch's stat and sha256 tell whether the file now holds what decide computed
+
+    def verify(self, observed: Observed, apply_output: str) -> str | None:
+        a = self.args
+        if observed.get("type") != "file":
+            return f"still differs after apply: {self.path} is {observed.get('type', 'unknown')}, not a file"
+        if observed.get("sha256", "").split(" ")[0] != self.expected_sha:
+            return f"still differs after apply: {self.path} does not hold the edited content"
+        drift = attributes_drift(observed, a["mode"], a["owner"], a["group"])
+        return f"still differs after apply: {', '.join(drift)}" if drift else None
 
     def _matches(self, line: str) -> bool:
         if self.regex is not None:
@@ -232,12 +248,14 @@ class LineInFile(PathStep):
         else:
             new_lines = [line for line in lines if not self._matches(line)]
         if new_lines == lines and kind == "file":
+            self.expected_sha = hashlib.sha256(old).hexdigest()  # what verify reads back after an attribute change
             drift = attributes_drift(observed, a["mode"], a["owner"], a["group"])
             if drift:
                 return Change(", ".join(drift), attributes_script(self.path, a["mode"], a["owner"], a["group"]))
             return NoChange(f"{self.path} already has the wanted line" if a["state"] == "present"
                             else f"{self.path} has no matching line")
         new = ("\n".join(new_lines) + "\n").encode("utf-8", errors="surrogateescape") if new_lines else b""
+        self.expected_sha = hashlib.sha256(new).hexdigest()
         script = write_file_script(self.path, new, a["mode"], a["owner"], a["group"], exists=kind != "absent")
         verb = "add line to" if a["state"] == "present" else "remove line from"
         return Change(f"{verb} {self.path}", script, unified_diff(self.path, old, new) if self.want_content else None)
@@ -263,10 +281,13 @@ class Symlink(PathStep):
             return Change(f"{self.path} is a {kind}",
                           f"echo '{self.path} exists and is a {kind} (set force: true to replace it)' >&2; exit 1")
         parent, _, name = self.path.rpartition("/")
-        script = (f"zt={q(parent + '/.' + name + '.zeta-tmp.')}$$\nln -sfn -- {q(a['target'])} \"$zt\"\n"
-                  + (f"[ -d {q(self.path)} ] && [ ! -L {q(self.path)} ] && rm -rf -- {q(self.path)}\n"
-                     if a["force"] else "")
-                  + f"mv -Tf -- \"$zt\" {q(self.path)}")
+        if kind == "absent":  # creating a link is atomic: no temp link to rename (one process fewer)
+            script = f"ln -s -- {q(a['target'])} {q(self.path)}"
+        else:
+            script = (f"zt={q(parent + '/.' + name + '.zeta-tmp.')}$$\nln -sfn -- {q(a['target'])} \"$zt\"\n"
+                      + (f"[ -d {q(self.path)} ] && [ ! -L {q(self.path)} ] && rm -rf -- {q(self.path)}\n"
+                         if a["force"] else "")
+                      + f"mv -Tf -- \"$zt\" {q(self.path)}")
         old = observed.get("target")
         summary = f"link {self.path} -> {a['target']}" + (f" (was -> {old})" if old else "")
         return Change(summary, script, f"{self.path}: -> {old or '(none)'}\n{self.path}: -> {a['target']}\n")

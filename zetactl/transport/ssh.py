@@ -147,6 +147,9 @@ def whole(script: str) -> str:
 
 
 GUARDED_SH = "sh -c " + shlex.quote(f'zs=$(cat); {WHOLE_OR_NOTHING}; eval "$zs"')
+# The same, answering the script's stdout in one write once it has finished (see `run`'s `collect`).
+COLLECTED_SH = "sh -c " + shlex.quote(f"zs=$(cat); {WHOLE_OR_NOTHING}; zo=$(trap 'echo x' EXIT; eval \"$zs\"); "
+                                      "zr=$?; printf '%s' \"${zo%x}\"; exit $zr")
 
 
 def session_refused(exc: asyncssh.ChannelOpenError) -> str:
@@ -155,14 +158,17 @@ def session_refused(exc: asyncssh.ChannelOpenError) -> str:
     return f"the node refused a new SSH session ({exc.reason or 'no reason given'}); nothing ran there"
 
 
-async def run(conn: asyncssh.SSHClientConnection, command: str, stdin: str | None = None
-              ) -> asyncssh.SSHCompletedProcess:
+async def run(conn: asyncssh.SSHClientConnection, command: str, stdin: str | None = None, *,
+              collect: bool = False) -> asyncssh.SSHCompletedProcess:
     """Run one command on its own channel; the script (and any secret in it) goes on stdin.
 
     `sh` with a script is run whole or not at all (`GUARDED_SH`): a connection cut mid-transfer runs none of it.
+    `collect`: the node holds the script's stdout (text, without NUL bytes) until the script ends and sends it
+    in one write, instead of one SSH packet per `printf` of a script that prints many short records (a probe):
+    every packet costs sshd and the controller more than the line it carries.
     """
     if command == "sh" and stdin is not None:
-        command, stdin = GUARDED_SH, whole(stdin)
+        command, stdin = COLLECTED_SH if collect else GUARDED_SH, whole(stdin)
     try:
         return await conn.run(command, input=stdin, check=False, errors="replace")
     except asyncssh.ChannelOpenError as exc:
