@@ -30,10 +30,6 @@ class Secret:
     def reveal(self) -> bytes:
         return bytes(self._value)
 
-    def digest(self, salt: bytes) -> str:
-        """sha256 over salt and value: compares values without showing them (the salt is random per envelope)."""
-        return hashlib.sha256(salt.hex().encode() + self._value).hexdigest()
-
     def __len__(self) -> int:
         return len(self._value)
 

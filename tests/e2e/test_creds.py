@@ -1,13 +1,15 @@
 """`zetactl creds` against real sshd lab nodes and the real `age` tool (issue 4).
 
-Round trip and interop with `age`, the node's refusals (each with its own message, nothing installed),
-fleet-wide rotation with nodes down, a canary that must appear nowhere but on the node, and the
-rule that a value is never taken from the command line.
+Round trip and interop with `age`, the node's refusals (each with its own message, nothing installed;
+an envelope edited after sealing and a format v1 one among them), fleet-wide rotation with nodes down,
+a canary that must appear nowhere but on the node, and the rule that a value is never taken from the
+command line.
 """
 
 from __future__ import annotations
 
 import grp
+import hashlib
 import json
 import pwd
 import re
@@ -26,7 +28,7 @@ from tests.e2e.canary import SITECUSTOMIZE, CmdlineSampler, CredCli, _hits, node
 from zetactl.creds.envelope import Header, make_header, seal
 from zetactl.lab import Lab
 from zetactl.secret import Secret
-from zetactl.transport.ssh import GUARDED_SH
+from zetactl.transport.ssh import COLLECTED_SH, GUARDED_SH
 
 pytestmark = [needs_lab, pytest.mark.skipif(not shutil.which("age"), reason="needs the age tool")]
 
@@ -156,7 +158,7 @@ def test_envelope_from_the_store_opens_with_the_age_tool(lab4: Lab, ccli: CredCl
     assert value not in envelope.read_bytes()  # ciphertext
     opened = subprocess.run(["age", "-d", "-i", str(host_key(lab4, "lab-002")), str(envelope)],
                             capture_output=True, check=True).stdout
-    assert opened.startswith(b"zeta-credential v1\nnode lab-002\nname io-out\ngeneration 1\n"), opened[:200]
+    assert opened.startswith(b"zeta-credential v2\nnode lab-002\nname io-out\ngeneration 1\n"), opened[:200]
     assert opened.endswith(b"\n\n" + value)
     # another node's key cannot open it
     wrong = subprocess.run(["age", "-d", "-i", str(host_key(lab4, "lab-003")), str(envelope)],
@@ -332,12 +334,94 @@ def test_node_refuses_a_header_path_outside_run(lab4: Lab, ccli: CredCli, tmp_pa
     generation = _seal_next(ccli, lab4, tmp_path, "rf-path", b"new value")
     value = Secret(b"new value")
     good = make_header("lab-004", "rf-path", generation, value, not_after=0, path=f"{CREDS}/rf-path")
-    evil = Header(**{**good.__dict__, "path": "/etc/zeta-cred-escape"})
+    # bound (its digest recomputed): whoever can seal to the host key can write any header; the node's own
+    # checks are what keep the value in /run
+    evil = Header(**{**good.__dict__, "path": "/etc/zeta-cred-escape"}).bound(value)
     store_envelope(ccli, "rf-path", generation, "lab-004").write_bytes(seal(evil, value, [host_pub(lab4, "lab-004")]))
     doc = push(ccli, lab4, "rf-path", rc=None)
     escaped = lab4.node("lab-004").path("/etc/zeta-cred-escape")
     assert not escaped.is_symlink() and not escaped.exists(), doc
-    assert doc["hosts"]["lab-004"]["status"] == "failed" and "refused: " in step_error(doc, "lab-004")
+    assert doc["hosts"]["lab-004"]["status"] == "failed"
+    assert "refused: path /etc/zeta-cred-escape is not under /run (tmpfs)" in step_error(doc, "lab-004"), doc
+
+
+def _age_to(lab: Lab, host: str, plaintext: bytes) -> bytes:
+    return subprocess.run(["age", "-r", host_pub(lab, host)], input=plaintext, capture_output=True,
+                          check=True).stdout
+
+
+def test_node_refuses_an_envelope_edited_after_sealing(lab4: Lab, ccli: CredCli, tmp_path: Path) -> None:
+    """The plaintext of a sealed envelope, one header field (or one value byte) edited in canonical form and
+    sealed again with the age tool: every field is well formed, only the digest no longer covers it."""
+    _install_first(ccli, lab4, tmp_path, "rf-edit", "lab-002", b"old value")
+    generation = _seal_next(ccli, lab4, tmp_path, "rf-edit", b"new value!")
+    path = store_envelope(ccli, "rf-edit", generation, "lab-002")
+    plain = subprocess.run(["age", "-d", "-i", str(host_key(lab4, "lab-002")), str(path)], capture_output=True,
+                           check=True).stdout
+    assert plain.startswith(b"zeta-credential v2\n") and plain.endswith(b"\n\nnew value!")
+    edits = {  # a looser mode, a replayed generation bumped above the installed one, another path, another value
+        "mode": (b"\nmode 0400\n", b"\nmode 0440\n"),
+        "generation": (f"\ngeneration {generation}\n".encode(), f"\ngeneration {generation + 5}\n".encode()),
+        "path": (b"\npath /run/zeta/creds/rf-edit\n", b"\npath /run/zeta/creds/rf-edix\n"),
+        "value": (b"\n\nnew value!", b"\n\nnew value?"),
+    }
+    for field, (old, new) in edits.items():
+        assert plain.count(old) == 1, field
+        path.write_bytes(_age_to(lab4, "lab-002", plain.replace(old, new)))
+        _assert_refused(ccli, lab4, "rf-edit", "lab-002", b"old value", 1, "refused: the header or the value does not "
+                        "match the envelope's digest (edited or damaged after sealing)")
+        assert not lab4.node("lab-002").path(f"{CREDS}/rf-edix").exists()
+    # the plaintext as sealed, encrypted again by the age tool: accepted (the digest is about the plaintext)
+    path.write_bytes(_age_to(lab4, "lab-002", plain))
+    assert changed(push(ccli, lab4, "rf-edit")) == {"lab-002": 1}
+    assert node_file(lab4, "lab-002", f"{CREDS}/rf-edit").read_bytes() == b"new value!"
+    assert marker(lab4, "lab-002", "rf-edit")["digest"] == record(ccli, "rf-edit")["hosts"]["lab-002"]["digest"]
+    assert changed(push(ccli, lab4, "rf-edit")) == {"lab-002": 0}
+
+
+def _v1_plain(node: str, name: str, generation: int, value: bytes) -> bytes:
+    """A plaintext as zetactl sealed it before format 2 (its digest over the salt and the value only)."""
+    salt = uuid.uuid4().hex
+    lines = ["zeta-credential v1", f"node {node}", f"name {name}", f"generation {generation}",
+             f"created {int(time.time())}", "not-after 0", f"salt {salt}",
+             f"digest {hashlib.sha256(salt.encode() + value).hexdigest()}", f"path {CREDS}/{name}", "mode 0400",
+             "owner root", "group root", "units ", f"length {len(value)}"]
+    return ("\n".join(lines) + "\n\n").encode() + value
+
+
+def test_format_v1_envelopes_are_refused_until_resealed(lab4: Lab, ccli: CredCli, tmp_path: Path) -> None:
+    _install_first(ccli, lab4, tmp_path, "rf-v1", "lab-001", b"old value")
+    generation = _seal_next(ccli, lab4, tmp_path, "rf-v1", b"new value")
+    envelope = store_envelope(ccli, "rf-v1", generation, "lab-001")
+    envelope.write_bytes(_age_to(lab4, "lab-001", _v1_plain("lab-001", "rf-v1", generation, b"new value")))
+    # the node refuses a v1 envelope whatever the controller's record says
+    _assert_refused(ccli, lab4, "rf-v1", "lab-001", b"old value", 1, "refused: envelope format v1, sealed by an "
+                    "older zetactl (its header is not bound to its digest): reseal it with zetactl creds rotate "
+                    "rf-v1 --from-file FILE")
+    # a record written by an older zetactl (no format: its envelopes are v1): refused before any host is touched
+    data = record(ccli, "rf-v1")
+    del data["format"]
+    (ccli.home / "creds" / "rf-v1" / "credential.json").write_text(json.dumps(data, indent=1) + "\n")
+    runs = ccli.run_ids()
+    for command in (["push", "rf-v1"], ["verify", "rf-v1"], ["rotate", "rf-v1"]):
+        refused = ccli("creds", *command, "-i", str(lab4.inventory))
+        assert refused.returncode == 4, refused
+        assert f"credential 'rf-v1' generation {generation} was sealed by an older zetactl (envelope format v1, " \
+               "whose header is not bound to its digest): reseal it with `zetactl creds rotate rf-v1 --from-file " \
+               "FILE`" in refused.stderr, refused
+        assert "Traceback" not in refused.stderr
+    assert ccli.run_ids() == runs  # no run started
+    assert "warning: credential 'rf-v1'" in ccli("creds", "list", "-i", str(lab4.inventory), check_rc=0).stderr
+    # the way out: the value again, resealed in format 2, pushed, the old generations retired
+    (tmp_path / "again").write_bytes(b"resealed value")
+    rotated = ccli("creds", "rotate", "rf-v1", "-i", str(lab4.inventory), "--from-file", str(tmp_path / "again"),
+                   "--format", "json", check_rc=0)
+    assert changed(rotated.json()) == {"lab-001": 1}
+    assert record(ccli, "rf-v1")["format"] == 2 and record(ccli, "rf-v1")["generation"] == generation + 1
+    assert node_file(lab4, "lab-001", f"{CREDS}/rf-v1").read_bytes() == b"resealed value"
+    assert generations(lab4, "lab-001", "rf-v1") == [str(generation + 1)]
+    assert changed(push(ccli, lab4, "rf-v1")) == {"lab-001": 0}
+    ccli("creds", "verify", "rf-v1", "-i", str(lab4.inventory), check_rc=0)
 
 
 # -- 3. rotation across 20 nodes with 2 down -------------------------------------------------------
@@ -465,7 +549,7 @@ def test_canary_appears_nowhere_but_on_the_node(lab4: Lab, tmp_path: Path) -> No
     log_text = debug_log.read_text()
     assert "asyncssh" in log_text and "  Command: " in log_text, log_text[:2000]
     commands = [line.split("  Command: ", 1)[1] for line in log_text.splitlines() if "  Command: " in line]
-    assert any("flock" in c for c in commands) and any(c == GUARDED_SH for c in commands), commands[:20]
+    assert any("flock" in c for c in commands) and any(c in (GUARDED_SH, COLLECTED_SH) for c in commands), commands[:20]
     assert any("flock" in c for c in sampler.seen), sorted(sampler.seen)[:40]
 
     hits = [f"output #{i}" for i, text in enumerate(cli.outputs) for c in canaries if c.decode() in text]

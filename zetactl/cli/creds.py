@@ -188,6 +188,7 @@ def rotate(
     Example: zetactl creds rotate gh-token --from-file ./new-token
     """
     from zetactl.creds import store
+    from zetactl.creds.envelope import VERSION
     from zetactl.creds.push import playbook_for
 
     check_format(output_format)
@@ -201,6 +202,8 @@ def rotate(
         record = store.seal_for_hosts(name, value, [inv.host(h) for h in sorted(record.hosts)], record.target,
                                       not_after=parse_expiry(expires), previous=record)
         err(f"sealed {name} generation {record.generation} for {len(record.hosts)} host(s)")
+    elif record.format != VERSION:
+        record.check_envelope_format()  # an older format: only a new value (resealed) can go out
     elif record.state == "complete":
         raise BadInput(f"{name} generation {record.generation} is already everywhere: give the new value "
                        "(--from-file, --stdin, or a terminal)")
@@ -266,6 +269,11 @@ def list_(
 
     check_format(output_format)
     records = [store.load(n) for n in store.names()]
+    for record in records:
+        try:
+            record.check_envelope_format()
+        except BadInput as exc:  # listed all the same: what is on the nodes still matters
+            err(f"warning: {exc.message}")
     markers: dict[str, dict[str, str]] = {}
     if live and records:
         markers = _live_markers(inventory, sorted({h for r in records for h in r.hosts}))
@@ -388,7 +396,7 @@ def open_blob(
 
     Example: zetactl creds open-blob /mnt/usb/zeta/k3s-token.age --usb-id 2F1A-77C0 --out /run/zeta/creds/k3s-token
     """
-    from zetactl.creds.envelope import EnvelopeError, open_passphrase
+    from zetactl.creds.envelope import EnvelopeError, OldFormat, open_passphrase
 
     try:
         data = blob.read_bytes()
@@ -397,6 +405,10 @@ def open_blob(
     passphrase = read_passphrase(passphrase_fd, passphrase_file, confirm=False)
     try:
         header, value = open_passphrase(data, passphrase)
+    except OldFormat:
+        raise BadInput(f"{blob}: refused: blob format v1, sealed by an older zetactl (its header is not bound to "
+                       "its digest): seal it again with `zetactl creds seal-blob NAME --usb-id ID --out "
+                       f"{blob} --from-file FILE`") from None
     except EnvelopeError as exc:
         raise BadInput(f"{blob}: refused: {exc}") from None
     if header.node != f"usb:{usb_id}":

@@ -22,6 +22,8 @@ def playbook_for(names: Sequence[str], *, retire: bool = False) -> Path:
     records = [store.load(name) for name in names]
     if not records:
         raise BadInput("no credentials to push (seal one first: zetactl creds seal NAME --hosts PATTERN)")
+    for record in records:  # an envelope of an older format is refused before any host is touched
+        record.check_envelope_format()
     hosts = sorted({h for r in records for h in r.hosts})
     document = {
         "name": "creds retire" if retire else "creds push",

@@ -1,7 +1,11 @@
 """The controller's credential records: sealed envelopes per generation and node, never a value.
 
-    $ZETACTL_HOME/creds/NAME/credential.json   name, generation, target, per-host node id + digest
+    $ZETACTL_HOME/creds/NAME/credential.json   name, generation, envelope format, target, per-host node id + digest
     $ZETACTL_HOME/creds/NAME/GEN/HOST.age      the envelope sealed to HOST's pinned host key
+
+The envelopes are ciphertext the controller cannot open, so the record says which format they were sealed
+in (`format`; a record without one was written before format 2, with v1 envelopes): a v1 credential is
+refused until resealed (`Record.check_envelope_format`).
 
 Files are 0600 in 0700 directories and written with temp file + rename.
 """
@@ -14,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zetactl.creds.envelope import check_name, make_header, seal
+from zetactl.creds.envelope import VERSION, check_name, make_header, seal
 from zetactl.errors import BadInput
 from zetactl.fileio import write_atomic
 from zetactl.inventory import Host
@@ -44,6 +48,18 @@ class Record:
     created: int
     hosts: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> {node, digest}
     state: str = "complete"  # "pending" while a rotation has not reached every host
+    format: int = VERSION  # the envelope format of this generation (1: sealed by zetactl before format 2)
+
+    def check_envelope_format(self) -> None:
+        """Refuse a credential whose envelopes are in another format (v1: their headers are not bound)."""
+        if self.format > VERSION:
+            raise BadInput(f"credential {self.name!r} generation {self.generation} was sealed by a newer zetactl "
+                           f"(envelope format v{self.format}; this one writes v{VERSION}): upgrade zetactl")
+        if self.format != VERSION:
+            raise BadInput(f"credential {self.name!r} generation {self.generation} was sealed by an older zetactl "
+                           f"(envelope format v{self.format}, whose header is not bound to its digest): reseal it "
+                           f"with `zetactl creds rotate {self.name} --from-file FILE` (the value is needed again: "
+                           "the controller keeps none)")
 
     @property
     def dir(self) -> Path:
@@ -53,7 +69,7 @@ class Record:
         return self.dir / str(generation or self.generation) / f"{host}.age"
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "generation": self.generation, "state": self.state,
+        return {"name": self.name, "generation": self.generation, "state": self.state, "format": self.format,
                 "target": {"path": self.target.path, "mode": self.target.mode, "owner": self.target.owner,
                            "group": self.target.group, "units": list(self.target.units)},
                 "not_after": self.not_after, "created": self.created, "hosts": self.hosts}
@@ -76,7 +92,7 @@ def load(name: str) -> Record:
                   target=Target(target["path"], target["mode"], target["owner"], target["group"],
                                 tuple(target["units"])),
                   not_after=int(data["not_after"]), created=int(data["created"]), hosts=data["hosts"],
-                  state=data.get("state", "complete"))
+                  state=data.get("state", "complete"), format=int(data.get("format", 1)))
 
 
 def names() -> list[str]:

@@ -2,7 +2,9 @@
 
 The controller sends only the envelope (ciphertext sealed to the node's host key), inside the
 script on stdin. The node opens it with the stock `age` tool and its own host key, checks the
-header (its own node id, the name, expiry, a generation not older than the installed one), writes
+digest that binds the whole header and the value (format v2: any edited byte is refused; a v1
+envelope is refused with the way to reseal it), then the header (its own node id, the name,
+expiry, a generation not older than the installed one), writes
 the value to tmpfs with its mode and owner (temp file + rename), points the credential's path at
 that generation (symlink swapped atomically), keeps the previous generation, stores the envelope
 and a marker under /var/lib/zeta/creds (for `creds list` and `health`), and restarts the declared
@@ -15,6 +17,7 @@ from __future__ import annotations
 import base64
 from typing import ClassVar
 
+from zetactl.errors import BadInput
 from zetactl.steps.base import Change, Decision, NoChange, Observed, Option, Step, q
 
 NODE_STATE = "/var/lib/zeta/creds"
@@ -35,6 +38,10 @@ class Credential(Step):
         self.record = store.load(self.args["name"])
         if not self.host:
             raise self.where.error("credential: the step needs its host")
+        try:
+            self.record.check_envelope_format()  # `creds push` checked already; this is for hand-written playbooks
+        except BadInput as exc:
+            raise self.where.error(exc.message) from None
         entry = self.record.hosts.get(self.host)
         if entry is None:
             raise self.where.error(f"credential {self.record.name!r} is not sealed for {self.host}: "
@@ -107,6 +114,43 @@ class Credential(Step):
         return INSTALL.replace("@NAME@", self.name).replace("@ENVELOPE@", wrapped)
 
 
+# Checks an opened envelope ($W/plain) on the node, before anything is installed: POSIX sh + coreutils; the
+# value only ever travels as file content. Needs N (the credential), S (the state dir), me (this node's id) and
+# refuse(). The digest (the header's last line) is sha256 of the plaintext without that line, recomputed over
+# the exact bytes: any byte changed, inserted or removed, in the header or the value, is refused before a
+# field is read. Leaves $W/head, $W/value and d, na, gen, cur, path, mode, owner, group (checked).
+CHECK = r"""sed -n '1,/^$/p' "$W/plain" > "$W/head"
+magic=$(head -n 1 "$W/head")
+[ "$magic" != "zeta-credential v1" ] || refuse "envelope format v1, sealed by an older zetactl (its header is \
+not bound to its digest): reseal it with zetactl creds rotate $N --from-file FILE"
+[ "$magic" = "zeta-credential v2" ] || refuse "not a zeta credential envelope (v2)"
+hn=$(wc -l < "$W/head"); hl=$(wc -c < "$W/head")
+[ "$hn" -ge 3 ] && [ -z "$(tail -n 1 "$W/head")" ] || refuse "the envelope has no header end"
+tail -c +"$((hl + 1))" "$W/plain" > "$W/value"
+d=$(sed -n "$((hn - 1))s/^digest //p" "$W/head")
+[ -n "$d" ] && [ "$({ sed "$((hn - 1))d" "$W/head"; cat "$W/value"; } | sha256sum | cut -d' ' -f1)" = "$d" ] \
+  || refuse "the header or the value does not match the envelope's digest (edited or damaged after sealing)"
+h() { sed -n "s/^$1 //p" "$W/head" | head -n 1; }
+[ "$(h node)" = "$me" ] || refuse "sealed for node '$(h node)', this node is '$me'"
+[ "$(h name)" = "$N" ] || refuse "the envelope holds credential '$(h name)', not '$N'"
+na=$(h not-after)
+case "$na" in ''|*[!0-9]*) refuse "not-after '$na' is not a number" ;; esac
+[ "$na" = 0 ] || [ "$(date +%s)" -lt "$na" ] || refuse "expired at $(date -u -d "@$na" '+%Y-%m-%d %H:%M:%S') UTC"
+gen=$(h generation)
+case "$gen" in ''|*[!0-9]*) refuse "generation '$gen' is not a number" ;; esac
+cur=$(sed -n 's/^generation //p' "$S/$N.meta" 2>/dev/null || true); cur=${cur:-0}
+[ "$gen" -ge "$cur" ] || refuse "generation $gen is older than the installed generation $cur (a replay?)"
+[ "$(wc -c < "$W/value")" -eq "$(h length)" ] || refuse "the value is not $(h length) bytes long (truncated?)"
+path=$(h path); mode=$(h mode); owner=$(h owner); group=$(h group)
+case "$path" in
+  */../*|*/..) refuse "path $path climbs out of /run" ;;
+  /run/?*) ;;
+  *) refuse "path $path is not under /run (tmpfs)" ;;
+esac
+case "$mode" in [0-7][0-7][0-7]|0[0-7][0-7][0-7]) ;; *) refuse "mode $mode is not octal" ;; esac
+[ $((0$mode & 0037)) -eq 0 ] || refuse "mode $mode lets others (or the group) write or read it"
+"""
+
 # Runs on the node under `set -e` (the engine's apply wrapper). Values only ever touch tmpfs (/run).
 INSTALL = r"""N=@NAME@
 S=/var/lib/zeta/creds
@@ -123,31 +167,8 @@ ZETA_ENVELOPE
 command -v age >/dev/null 2>&1 || refuse "the age tool is not installed on this node"
 age -d -i /etc/ssh/ssh_host_ed25519_key -o "$W/plain" "$W/envelope.age" 2> "$W/err" \
   || refuse "cannot open the envelope with this node's host key: $(head -c 300 "$W/err")"
-sed -n '1,/^$/p' "$W/plain" > "$W/head"
-h() { sed -n "s/^$1 //p" "$W/head" | head -n 1; }
-[ "$(head -n 1 "$W/head")" = "zeta-credential v1" ] || refuse "not a zeta credential envelope (v1)"
 me=$(cat /etc/zeta/node-id 2>/dev/null || hostname)
-[ "$(h node)" = "$me" ] || refuse "sealed for node '$(h node)', this node is '$me'"
-[ "$(h name)" = "$N" ] || refuse "the envelope holds credential '$(h name)', not '$N'"
-na=$(h not-after)
-[ "$na" = 0 ] || [ "$(date +%s)" -lt "$na" ] || refuse "expired at $(date -u -d "@$na" '+%Y-%m-%d %H:%M:%S') UTC"
-gen=$(h generation)
-cur=$(sed -n 's/^generation //p' "$S/$N.meta" 2>/dev/null || true); cur=${cur:-0}
-[ "$gen" -ge "$cur" ] || refuse "generation $gen is older than the installed generation $cur (a replay?)"
-hl=$(wc -c < "$W/head")
-tail -c +"$((hl + 1))" "$W/plain" > "$W/value"
-[ "$(wc -c < "$W/value")" -eq "$(h length)" ] || refuse "the value is not $(h length) bytes long (truncated?)"
-[ "$({ printf '%s' "$(h salt)"; cat "$W/value"; } | sha256sum | cut -d' ' -f1)" = "$(h digest)" ] \
-  || refuse "the value does not match its digest"
-path=$(h path); mode=$(h mode); owner=$(h owner); group=$(h group)
-case "$path" in
-  */../*|*/..) refuse "path $path climbs out of /run" ;;
-  /run/?*) ;;
-  *) refuse "path $path is not under /run (tmpfs)" ;;
-esac
-case "$mode" in [0-7][0-7][0-7]|0[0-7][0-7][0-7]) ;; *) refuse "mode $mode is not octal" ;; esac
-[ $((0$mode & 0037)) -eq 0 ] || refuse "mode $mode lets others (or the group) write or read it"
-chown "$owner:$group" "$W/value" || refuse "owner $owner:$group does not exist on this node"
+@CHECK@chown "$owner:$group" "$W/value" || refuse "owner $owner:$group does not exist on this node"
 chmod "$mode" "$W/value"
 mv -f "$W/value" "$G/.$gen.tmp" && mv -f "$G/.$gen.tmp" "$G/$gen"
 mkdir -p "$(dirname "$path")"
@@ -161,7 +182,7 @@ for unit in $(h units); do  # a unit this node does not have (yet) is no error
   systemctl try-restart -- "$unit"
 done
 # the marker last: a failed restart (or a cut connection) makes the next run install and restart again
-{ printf 'generation %s\ndigest %s\nnot-after %s\npath %s\ninstalled %s\n' "$gen" "$(h digest)" "$na" "$path" \
+{ printf 'generation %s\ndigest %s\nnot-after %s\npath %s\ninstalled %s\n' "$gen" "$d" "$na" "$path" \
     "$(date +%s)"; } > "$S/.$N.meta.tmp" && mv -f "$S/.$N.meta.tmp" "$S/$N.meta"
 echo "installed $N generation $gen"
-"""
+""".replace("@CHECK@", CHECK)
