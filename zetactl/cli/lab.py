@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, check_format, err
+from zetactl.errors import BadInput
 from zetactl.paths import default_lab_dir
 from zetactl.report import print_json
 
@@ -84,18 +85,31 @@ def down(directory: DirOpt = None) -> None:
 
 
 def status(directory: DirOpt = None, output_format: FormatOpt = "table") -> None:
-    """Show each node: address, role group, pid, running/frozen/stopped.
+    """Show each node: address, role group, pid, running/frozen/stopped, and its clock skew and slow link.
 
     Example: zetactl lab status --format json
     """
     check_format(output_format)
-    nodes = _lab(directory).nodes()
-    rows = [{"node": n.name, "address": n.address, "group": n.group, "pid": n.pid, "state": n.state()} for n in nodes]
+    lab = _lab(directory)
+    links = {link.node: link for link in lab.links()}
+    rows: list[dict[str, Any]] = []
+    for n in lab.nodes():
+        link = links.get(n.name)
+        rows.append({"node": n.name, "address": n.address, "group": n.group, "pid": n.pid, "state": n.state(),
+                     "skew": lab.skew_of(n.name),
+                     "link": None if link is None else {"port": link.port, "delay_ms": link.delay_ms,
+                                                        "rate_kib": link.rate_kib, "pid": link.pid,
+                                                        "state": "running" if link.alive() else "stopped"}})
     if output_format == "json":
         print_json(sys.stdout, rows)
     else:
-        sys.stdout.write(tabulate([list(r.values()) for r in rows], headers=["node", "address", "group", "pid",
-                                                                              "state"]) + "\n")
+        table = []
+        for row in rows:
+            faults = [f"clock {row['skew']:+g}s"] if row["skew"] else []
+            if row["node"] in links:
+                faults.append(links[row["node"]].describe())
+            table.append([row["node"], row["address"], row["group"], row["pid"], row["state"], "; ".join(faults)])
+        sys.stdout.write(tabulate(table, headers=["node", "address", "group", "pid", "state", "faults"]) + "\n")
         if not rows:
             err("lab: no nodes (zetactl lab up N)")
 
@@ -156,6 +170,69 @@ def hub_start(node: NodeArg, services: Annotated[list[str] | None, typer.Argumen
     _lab(directory).start_hubs(node, services or None)
 
 
+def skew(node: NodeArg,
+         seconds: Annotated[float, typer.Argument(help="Seconds the node's clock is off: positive ahead, "
+                                                  "negative behind (after `--`), 0 ends it.")],
+         directory: DirOpt = None) -> None:
+    """Fault: the node's clock is off by SECONDS (libfaketime for every process of that node only).
+
+    A negative offset goes after `--`. It lasts across reboots of the node until `lab unskew` (or SECONDS 0).
+
+    Example: zetactl lab skew lab-003 120 && zetactl lab skew lab-002 -- -45 && zetactl lab unskew lab-003
+    """
+    lab = _lab(directory)
+    lab.skew(node, seconds)
+    if seconds:
+        err(f"lab: {node}'s clock is {seconds:+g}s off (new processes at once, running ones within 10 s)")
+    else:
+        err(f"lab: {node}'s clock is right again")
+
+
+def unskew(node: NodeArg, directory: DirOpt = None) -> None:
+    """End a clock skew (the same as `lab skew NODE 0`). Example: zetactl lab unskew lab-003"""
+    _lab(directory).skew(node, 0)
+    err(f"lab: {node}'s clock is right again")
+
+
+def slow(node: NodeArg,
+         delay: Annotated[float | None, typer.Option("--delay", help="Milliseconds added to every chunk, each "
+                                                     "way (the round trip gets twice that).")] = None,
+         rate: Annotated[float | None, typer.Option("--rate", help="Throughput cap in KiB per second, each "
+                                                    "way (default: none).")] = None,
+         off: Annotated[bool, typer.Option("--off", help="End the slow link (the same as `lab fast`).")] = False,
+         port: Annotated[int, typer.Option("--port", help="Where the delaying proxy listens, on the node's "
+                                           "address.")] = 2222,
+         directory: DirOpt = None) -> None:
+    """Fault: a slow link to the node: a delaying proxy on ADDRESS:PORT relays to its sshd on port 22.
+
+    While it is on, DIR/inventory.yml gives the host `ansible_port: PORT`: commands using it go over the link.
+
+    DIR/known_hosts pins [ADDRESS]:PORT to the keys pinned for ADDRESS. Port 22 stays direct.
+
+    Again on a slowed node: the new delay and rate apply in place, open connections stay up.
+
+    Example: zetactl lab slow lab-002 --delay 150 --rate 64 && zetactl lab slow lab-002 --off
+    """
+    lab = _lab(directory)
+    if off:
+        if delay is not None or rate is not None:
+            raise BadInput("--off takes no --delay or --rate")
+        fast(node, directory)
+        return
+    if delay is None:
+        raise BadInput("lab slow needs --delay MS (or --off)")
+    link = lab.slow(node, delay, rate, port)
+    err(f"lab: {node} is behind a slow link: {link.address}:{link.port} -> {link.address}:22, "
+        f"{link.delay_ms:g} ms each way{'' if link.rate_kib is None else f', {link.rate_kib:g} KiB/s'} "
+        f"(proxy pid {link.pid}); {lab.inventory.name} has ansible_port {link.port} for it")
+
+
+def fast(node: NodeArg, directory: DirOpt = None) -> None:
+    """End a slow link: the proxy stops, the inventory points at port 22 again. Example: zetactl lab fast lab-002"""
+    ended = _lab(directory).fast(node)
+    err(f"lab: {node} is direct again" if ended else f"lab: {node} had no slow link")
+
+
 PathArg = Annotated[str, typer.Argument(help="Absolute path on the node.")]
 
 
@@ -175,5 +252,5 @@ def unfill(node: NodeArg, path: PathArg = "/var", directory: DirOpt = None) -> N
 COMMANDS = {
     "fill": fill, "unfill": unfill, "hub-stop": hub_stop, "hub-start": hub_start,
     "up": up, "fresh": fresh, "down": down, "status": status, "stop": stop, "start": start, "freeze": freeze,
-    "thaw": thaw, "rekey": rekey, "reboot": reboot,
+    "thaw": thaw, "rekey": rekey, "reboot": reboot, "skew": skew, "unskew": unskew, "slow": slow, "fast": fast,
 }

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
+import itertools
 import json
+import math
 import os
 import shlex
 import shutil
@@ -37,7 +40,47 @@ from zetactl.lab.layout import (
 )
 
 BIN_DIR = Path(__file__).parent / "bin"
+BOOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 FORBIDDEN_ROOTS = tuple(f"/{tree}" for tree in (*OVERLAID, "run"))
+
+# Clock skew (`Lab.skew`): libfaketime (Debian's faketime package) in the node's own /etc/ld.so.preload, the
+# offset in its /etc/faketimerc.
+#
+# SKEW_SHM: while a node is skewed its /dev/shm (its own tmpfs) is read-only. Every process that loads
+# libfaketime otherwise creates a POSIX semaphore and shared memory there, shares them with its children
+# through FAKETIME_SHARED, and unlinks them when it exits. sshd's pre-authentication child is forked from such
+# an owner and runs in a seccomp sandbox that kills it (SIGSYS) for that unlink: no login would work. A process
+# that execs instead of exiting leaves its pair behind, and one killed while holding the semaphore hangs its
+# children. With /dev/shm read-only libfaketime's sem_open fails, which it takes quietly: no shared state at
+# all, which the plain offset this lab uses does not need.
+SKEW_SHM = "zeta-lab-shm"  # the source name of the node's /dev/shm tmpfs (BOOT_SCRIPT)
+SKEW_SHM_SCRIPT = 'mount -o "remount,bind,$1" /dev/shm'
+FAKETIME_LIBS = ("/usr/lib/*/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1")
+MAX_SKEW = 10 * 365 * 86400  # seconds either way
+# Slow links (`Lab.slow`): zetactl/lab/slowlink.py listens on the node's address at this port (unless told
+# another) and relays to its sshd on port 22.
+SLOW_LINK_PORT = 2222
+MAX_DELAY_MS = 60_000
+
+
+def libfaketime() -> str | None:
+    """The path of libfaketime.so.1 on this machine, or None (apt-get install faketime)."""
+    for pattern in FAKETIME_LIBS:
+        for found in sorted(glob.glob(pattern)):
+            if Path(found).is_file():
+                return found
+    return None
+
+
+def known_hosts_names(line: str) -> set[str]:
+    """The host names of a known_hosts entry (`127.0.10.2`, `[127.0.10.2]:2222`); none for other lines."""
+    fields = line.split()
+    return set(fields[0].split(",")) if len(fields) >= 3 and not line.startswith("#") else set()
+
+
+def skew_text(seconds: float) -> str:
+    """An offset as libfaketime reads it from faketimerc (`+120`, `-5`, `+0.25`): never in exponent form."""
+    return f"{seconds:+.6f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -95,6 +138,26 @@ class LabHub:
 
     def alive(self) -> bool:
         return process_start_time(self.pid) == self.started
+
+
+@dataclass(frozen=True)
+class LabLink:
+    """A slow link in front of a node: zetactl/lab/slowlink.py on ADDRESS:PORT, relaying to ADDRESS:22."""
+
+    node: str
+    address: str
+    port: int
+    delay_ms: float
+    rate_kib: float | None
+    pid: int
+    started: int
+
+    def alive(self) -> bool:
+        return process_start_time(self.pid) == self.started
+
+    def describe(self) -> str:
+        rate = "" if self.rate_kib is None else f", {self.rate_kib:g} KiB/s"
+        return f"slow link :{self.port} {self.delay_ms:g} ms{rate}" + ("" if self.alive() else " (proxy gone)")
 
 
 FILL_SCRIPT = """set -e
@@ -194,12 +257,21 @@ class Lab:
     def hubs(self) -> list[LabHub]:
         return [LabHub(**entry) for entry in self._state().get("hubs", [])]
 
-    def _save(self, nodes: list[LabNode], hubs: list[LabHub] | None = None) -> None:
+    def links(self) -> list[LabLink]:
+        return [LabLink(**entry) for entry in self._state().get("links", [])]
+
+    def link(self, name: str) -> LabLink | None:
+        return next((link for link in self.links() if link.node == name), None)
+
+    def _save(self, nodes: list[LabNode], hubs: list[LabHub] | None = None, links: list[LabLink] | None = None
+              ) -> None:
         nodes = sorted(nodes, key=lambda n: n.name)
         names = {n.name for n in nodes}
         kept = [h for h in (self.hubs() if hubs is None else hubs) if h.node in names]
+        kept_links = [k for k in (self.links() if links is None else links) if k.node in names]
         data = {"subnet": self.subnet, "nodes": [asdict(n) for n in nodes],
-                "hubs": [asdict(h) for h in sorted(kept, key=lambda h: (h.node, h.service))]}
+                "hubs": [asdict(h) for h in sorted(kept, key=lambda h: (h.node, h.service))],
+                "links": [asdict(k) for k in sorted(kept_links, key=lambda k: k.node)]}
         write(self.state_file, json.dumps(data, indent=1) + "\n")
 
     # -- up / down ---------------------------------------------------------------------------
@@ -223,6 +295,7 @@ class Lab:
             raise LabError(f"lab up {count} needs the names of fresh nodes ({', '.join(clash)}): "
                            f"`zetactl lab down` first, or keep {len(current) - len(fresh)} nodes")
         extra = [node for name, node in current.items() if name not in wanted_names and name not in fresh]
+        self._end_links([link for link in self.links() if link.node in {n.name for n in extra}])
         self._stop(extra)
         for node in extra:
             del current[node.name]
@@ -239,6 +312,7 @@ class Lab:
             )
         self._save(list(current.values()))
         self._wait_listening([current[s.name] for s, _ in started], timeout)
+        self._restart_links(timeout)
         self._write_known_hosts(wanted)
         self._write_inventory(wanted)
         for spec in wanted:
@@ -287,9 +361,11 @@ class Lab:
         return started
 
     def down(self) -> int:
-        """Stop every node this lab started (by pid and start time); returns how many were running."""
+        """Stop every node this lab started, and its slow-link proxies (by pid and start time); returns how many
+        nodes were running."""
+        self._end_links(self.links())
         stopped = self._stop(self.nodes())
-        self._save([])
+        self._save([], links=[])
         return stopped
 
     def stop_node(self, name: str) -> None:
@@ -358,15 +434,216 @@ class Lab:
         self._in_node(name, 'umount "$1"', path)
 
     def _in_node(self, name: str, script: str, path: str) -> None:
+        if not path.startswith("/") or ".." in path.split("/"):
+            raise LabError(f"{path!r}: give an absolute path on the node")
+        self._sh_in_node(name, script, path)
+
+    def _sh_in_node(self, name: str, script: str, *args: str) -> None:
+        """Run a sh script in the node's mount and UTS namespaces ($1... = args)."""
         node = self.node(name)
         if not node.alive():
             raise LabError(f"{name} is not running")
-        if not path.startswith("/") or ".." in path.split("/"):
-            raise LabError(f"{path!r}: give an absolute path on the node")
-        done = subprocess.run(["nsenter", "-t", str(node.pid), "-m", "-u", "sh", "-c", script, "sh", path],
+        done = subprocess.run(["nsenter", "-t", str(node.pid), "-m", "-u", "sh", "-c", script, "sh", *args],
                               capture_output=True, text=True, cwd="/")
         if done.returncode != 0:
             raise LabError(f"{name}: {done.stderr.strip() or f'exit {done.returncode}'}")
+
+    # -- clock skew ----------------------------------------------------------------------------
+    def skew(self, name: str, seconds: float) -> None:
+        """Fault: the node's clock is off by SECONDS (negative: behind); 0 ends it.
+
+        The realtime clock cannot be namespaced, so every dynamically linked process of that node loads
+        libfaketime: the node's own /etc (its overlay) gets /etc/ld.so.preload naming the library and
+        /etc/faketimerc holding the offset, and its /dev/shm goes read-only (SKEW_SHM). New processes see the
+        offset at once, running ones within libfaketime's cache interval (10 s). The controller and the other
+        nodes are untouched. It lasts across reboots of the node (the files are in its /etc), until
+        `skew(name, 0)`."""
+        node = self.node(name)
+        if not math.isfinite(seconds) or abs(seconds) > MAX_SKEW:
+            raise LabError(f"a clock skew is at most {MAX_SKEW} seconds either way, not {seconds:g}")
+        etc = self._etc(node)
+        preload, offset = etc / "ld.so.preload", etc / "faketimerc"
+        try:
+            lines = preload.read_text().splitlines() if preload.exists() else []
+        except OSError as exc:
+            raise LabError(f"{name}: {exc}") from None
+        others = [line for line in lines if line.strip() and "/faketime/libfaketime" not in line]
+        if seconds == 0:
+            if others:
+                write(preload, "\n".join(others) + "\n")
+            else:
+                preload.unlink(missing_ok=True)
+            offset.unlink(missing_ok=True)
+            if node.alive() and self._shm_is_the_nodes(node):
+                self._sh_in_node(name, SKEW_SHM_SCRIPT, "rw")
+            return
+        library = libfaketime()
+        if library is None:
+            raise LabError("a clock skew needs libfaketime: apt-get install faketime")
+        if node.alive():
+            if not self._shm_is_the_nodes(node):
+                raise LabError(f"{name} was started by an older zetactl (no /dev/shm of its own): "
+                               f"`zetactl lab reboot {name}` first")
+            self._sh_in_node(name, SKEW_SHM_SCRIPT, "ro")
+        write(offset, skew_text(seconds) + "\n")
+        write(preload, "\n".join([*others, library]) + "\n")
+
+    def skew_of(self, name: str) -> float:
+        """The node's clock offset in seconds (0: not skewed)."""
+        etc = self._etc(self.node(name))
+        try:
+            if "/faketime/libfaketime" not in (etc / "ld.so.preload").read_text():
+                return 0.0
+            return float((etc / "faketimerc").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def _etc(self, node: LabNode) -> Path:
+        """The node's /etc: through its mount namespace while it runs, else its overlay's upper directory."""
+        return node.path("/etc") if node.alive() else self.dir / "nodes" / node.name / "upper" / "etc"
+
+    @staticmethod
+    def _shm_is_the_nodes(node: LabNode) -> bool:
+        """Whether the node's /dev/shm is its own tmpfs (BOOT_SCRIPT), never the machine's."""
+        try:
+            mounts = Path(f"/proc/{node.pid}/mountinfo").read_text().splitlines()
+        except OSError:
+            return False
+        shm = [line for line in mounts if line.split()[4:5] == ["/dev/shm"]]
+        return bool(shm) and shm[-1].split(" - ", 1)[-1].split()[1:2] == [SKEW_SHM]
+
+    # -- slow links ----------------------------------------------------------------------------
+    def slow(self, name: str, delay_ms: float, rate_kib: float | None = None, port: int = SLOW_LINK_PORT,
+             timeout: float = 10.0) -> LabLink:
+        """Fault: a slow link to the node. A delaying proxy (zetactl/lab/slowlink.py, its own process) listens on
+        the node's address at PORT and relays to its sshd on port 22, adding DELAY_MS to every chunk in each
+        direction and, with RATE_KIB, capping each direction at that many KiB/s.
+
+        While the link is slow, DIR/inventory.yml gives the host `ansible_port: PORT`, and DIR/known_hosts pins
+        `[ADDRESS]:PORT` to the key pinned for ADDRESS (the same sshd, so the same key; nothing is pinned when
+        ADDRESS is not). Port 22 stays direct. Slowing a slowed node changes its delay and rate in place (open
+        connections stay up)."""
+        node = self.node(name)
+        if not (math.isfinite(delay_ms) and 0 <= delay_ms <= MAX_DELAY_MS):
+            raise LabError(f"--delay is milliseconds from 0 to {MAX_DELAY_MS}, not {delay_ms:g}")
+        if rate_kib is not None and not (math.isfinite(rate_kib) and rate_kib > 0):
+            raise LabError(f"--rate is KiB per second, more than 0, not {rate_kib:g}")
+        if not 1 <= port <= 65535 or port in (2, 22):
+            raise LabError(f"--port {port}: choose a free port other than the node's ssh ports (22, 2)")
+        node_dir = self.dir / "nodes" / name
+        config = node_dir / "slowlink.json"
+        links = [link for link in self.links() if link.node != name]
+        old = self.link(name)
+        write(config, json.dumps({"delay_ms": delay_ms, "rate_kib": rate_kib}) + "\n")
+        if old is not None and old.alive() and old.port == port:
+            signal_members([(old.pid, old.started)], signal.SIGHUP)
+            link = replace(old, delay_ms=delay_ms, rate_kib=rate_kib)
+        else:
+            if old is not None:
+                self._end_links([old])
+            link = self._start_link(node, port, delay_ms, rate_kib, config, timeout)
+        self._save(self.nodes(), links=[*links, link])
+        self._point_at(node, port, old.port if old else None)
+        return link
+
+    def fast(self, name: str) -> bool:
+        """End the node's slow link: its proxy stops (by pid), inventory.yml and known_hosts point at port 22
+        again. True when there was one."""
+        node = self.node(name)
+        old = self.link(name)
+        if old is None:
+            return False
+        self._end_links([old])
+        self._save(self.nodes(), links=[link for link in self.links() if link.node != name])
+        self._point_at(node, None, old.port)
+        return True
+
+    def _start_link(self, node: LabNode, port: int, delay_ms: float, rate_kib: float | None, config: Path,
+                    timeout: float) -> LabLink:
+        node_dir = self.dir / "nodes" / node.name
+        ready = node_dir / "slowlink.ready"
+        ready.unlink(missing_ok=True)
+        log_path = node_dir / "slowlink.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "zetactl.lab.slowlink", "--listen", f"{node.address}:{port}",
+                 "--to", f"{node.address}:22", "--config", str(config), "--ready", str(ready)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
+            )
+        finally:
+            log.close()
+        link = LabLink(node.name, node.address, port, delay_ms, rate_kib, proc.pid, process_start_time(proc.pid))
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self._end_links([link])
+                proc.poll()
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+                raise LabError(f"the slow link for {node.name} did not start on {node.address}:{port}:\n  "
+                               + "\n  ".join(tail))
+            time.sleep(0.02)
+        return link
+
+    def _restart_links(self, timeout: float) -> None:
+        """Start again the slow links whose proxy is gone (say, after the machine restarted): same port, delay
+        and rate."""
+        links = self.links()
+        if all(link.alive() for link in links):
+            return
+        nodes = {node.name: node for node in self.nodes()}
+        restarted = []
+        for link in links:
+            if not link.alive() and link.node in nodes:
+                config = self.dir / "nodes" / link.node / "slowlink.json"
+                write(config, json.dumps({"delay_ms": link.delay_ms, "rate_kib": link.rate_kib}) + "\n")
+                link = self._start_link(nodes[link.node], link.port, link.delay_ms, link.rate_kib, config,
+                                        timeout)
+            restarted.append(link)
+        self._save(self.nodes(), links=restarted)
+
+    def _end_links(self, links: list[LabLink]) -> None:
+        """Stop slow-link proxies like the lab's other processes: by pid and start time, TERM then KILL."""
+        running = [link for link in links if link.alive()]
+        for link in running:
+            signal_members([(link.pid, link.started)], signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while any(link.alive() for link in running) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for link in running:
+            signal_members([(link.pid, link.started)], signal.SIGKILL)
+
+    def _point_at(self, node: LabNode, port: int | None, old_port: int | None) -> None:
+        """inventory.yml and known_hosts for a node behind its slow link on PORT (None: back to port 22)."""
+        if port == old_port:
+            return
+        lines = self.known_hosts.read_text().splitlines() if self.known_hosts.exists() else []
+        drop = {f"[{node.address}]:{p}" for p in (port, old_port) if p is not None}
+        kept = [line for line in lines if not known_hosts_names(line) & drop]
+        if port is not None:  # the same sshd: exactly the keys pinned for its port 22
+            kept += [f"[{node.address}]:{port} {' '.join(line.split()[1:3])}" for line in lines
+                     if node.address in known_hosts_names(line)]
+        if kept != lines:
+            write(self.known_hosts, "".join(f"{line}\n" for line in kept))
+        if not self.inventory.exists():
+            return
+        text = self.inventory.read_text()
+        document = yaml.safe_load(text)
+        try:
+            hosts = document["all"]["children"]["lab"]["hosts"]
+        except (KeyError, TypeError):
+            return
+        if not isinstance(hosts, dict) or node.name not in hosts:
+            return  # a fresh node: not in the inventory
+        entry = hosts[node.name] or {}
+        if port is None:
+            entry.pop("ansible_port", None)
+        else:
+            entry["ansible_port"] = port
+        hosts[node.name] = entry
+        header = "".join(f"{line}\n" for line in itertools.takewhile(lambda ln: ln.startswith("#"),
+                                                                     text.splitlines()))
+        write(self.inventory, header + yaml.safe_dump(document, sort_keys=False))
 
     # -- hub services --------------------------------------------------------------------------
     def start_hubs(self, name: str, services: Iterable[str] | None = None, timeout: float = 20.0) -> list[LabHub]:
@@ -473,6 +750,7 @@ class Lab:
                  "sh", "-c", BOOT_SCRIPT, "boot", str(node_dir), spec.name, str(BIN_DIR),
                  f"{shlex.quote(sys.executable)} -m zetactl"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
+                env=BOOT_ENV,  # a machine boots with its own environment, not its operator's (ZETACTL_LOG_FILE...)
             )
         finally:
             log.close()
@@ -533,15 +811,22 @@ class Lab:
         return 22
 
     def _write_known_hosts(self, specs: list[NodeSpec]) -> None:
+        ports = {link.node: link.port for link in self.links()}
         lines = []
         for spec in specs:
             pub = (self.dir / "nodes" / spec.name / "upper/etc/ssh/ssh_host_ed25519_key.pub").read_text()
             key_type, key = pub.split()[:2]
             lines.append(f"{spec.address} {key_type} {key}\n")
+            if spec.name in ports:  # the same sshd behind its slow link: the same key
+                lines.append(f"[{spec.address}]:{ports[spec.name]} {key_type} {key}\n")
         write(self.known_hosts, "".join(lines))
 
     def _write_inventory(self, specs: list[NodeSpec]) -> None:
-        hosts = {s.name: {"ansible_host": s.address, "zeta_role": s.group.replace("_", "-")} for s in specs}
+        hosts: dict[str, dict[str, Any]] = {
+            s.name: {"ansible_host": s.address, "zeta_role": s.group.replace("_", "-")} for s in specs}
+        for link in self.links():
+            if link.node in hosts:
+                hosts[link.node]["ansible_port"] = link.port
         groups: dict[str, dict[str, Any]] = {}
         for spec in specs:
             groups.setdefault(spec.group, {"hosts": {}})["hosts"][spec.name] = None

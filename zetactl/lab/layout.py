@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -110,8 +111,8 @@ def ed25519_public_line(text: bytes) -> bytes:
     """`ssh-ed25519 BASE64` from an OpenSSH public key line (comment dropped); ValueError unless ed25519."""
     try:
         key = serialization.load_ssh_public_key(text.strip())
-    except (ValueError, TypeError, IndexError) as exc:
-        raise ValueError(f"not an OpenSSH public key: {exc}") from None
+    except (ValueError, TypeError, IndexError, UnsupportedAlgorithm):  # (a private key, say: never quoted)
+        raise ValueError("not an OpenSSH public key line (give the .pub file)") from None
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("not an ssh-ed25519 public key")
     return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
@@ -358,9 +359,15 @@ hostname "$name"
 mount --bind "$bin_dir" /usr/local/sbin
 mount -o remount,bind,ro /usr/local/sbin
 mount -t tmpfs -o size=%(size)s,mode=0755 tmpfs /run
+# The node's own /dev/shm (POSIX shared memory and semaphores), as on a machine of its own.
+mount -t tmpfs -o size=%(size)s,mode=1777 zeta-lab-shm /dev/shm
 mkdir -p /run/zeta-lab/node
 mount --bind "$node_dir" /run/zeta-lab/node
 N=/run/zeta-lab/node
+# A skewed clock (`zetactl lab skew`: libfaketime in the node's /etc/ld.so.preload; it lasts across reboots like a
+# wrong RTC) keeps /dev/shm read-only, so that libfaketime keeps no shared state (SKEW_SHM in fleet.py). Done
+# before /etc is the node's: from then on every process loads libfaketime, mount too.
+if grep -qs /faketime/libfaketime "$N/upper/etc/ld.so.preload"; then mount -o remount,bind,ro /dev/shm; fi
 for tree in %(trees)s; do
   [ -d "/$tree" ] || continue
   mount -t overlay overlay -o "lowerdir=/$tree,upperdir=$N/upper/$tree,workdir=$N/work/$tree" "/$tree"
