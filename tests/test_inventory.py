@@ -115,3 +115,12 @@ def test_shipped_example_inventory_loads() -> None:
     inv = load_inventory(Path(__file__).parent.parent / "inventory" / "hosts.yml")
     assert inv.group_hosts("control_plane")
     assert all(h.vars.get("zeta_role") for h in inv.hosts.values())
+
+
+def test_an_unknown_host_is_bad_input_naming_the_inventory(tmp_path: Path) -> None:
+    path = tmp_path / "hosts.yml"
+    path.write_text("all:\n  hosts:\n    a: {ansible_host: 127.0.0.1}\n")
+    inv = load_inventory(path)
+    assert inv.host("a").address == "127.0.0.1"
+    with pytest.raises(BadInput, match="unknown host 'b'"):
+        inv.host("b")

@@ -28,7 +28,8 @@ SUITES = {
     "faults": ["tests/faults"],
     "properties": ["tests/test_properties.py"],
     "secrets": ["tests/e2e/test_secrets.py", "tests/e2e/test_creds.py::test_canary_appears_nowhere_but_on_the_node",
-                "tests/e2e/test_hubs.py"],  # its sweep searches what the module's earlier tests did
+                "tests/e2e/test_hubs.py",  # its sweep searches what the module's earlier tests did
+                "tests/e2e/test_secret_sweeps.py"],
     "load": ["tests/load"],
 }
 SECRET_SWEEPS = {
@@ -39,6 +40,22 @@ SECRET_SWEEPS = {
     "test_no_token_appears_in_any_output_log_journal_or_command_line": (
         "the tenant and hub commands of tests/e2e/test_hubs.py (add, rotate, remove, hub tokens, verify, "
         "reconcile); logs, journals, registries, remote command lines"),
+    "test_node_commands_leak_no_private_key": (
+        "node register (unreachable, wrong fingerprint, refused login, --bootstrap-key, homelab), rotate-identity "
+        "(also of a node down), run to a rekeyed node, rekey-host and trust (wrong and right fingerprints), retire "
+        "(floor, unreachable, --force, per-node key); operator, bootstrap, per-node and host private keys"),
+    "test_read_only_commands_leak_no_installed_credential": (
+        "health (table, json, prometheus --output, --history, a node down, a credential missing, bad --format), "
+        "run (reading the credential, failing, unreachable), agents status, inventory list/show/graph, runs "
+        "list/show --events; a credential installed by creds seal + push (twice), the operator key"),
+    "test_plan_and_diff_leak_no_sensitive_file_content": (
+        "plan (table, json, --limit, -e) of a sensitive source file and template; sensitive templates that fail "
+        "(syntax, Python error, filter, undefined variable, inline content, missing src); deploy --check --diff, "
+        "--diff twice; runs show"),
+    "test_lab_and_blob_commands_leak_no_key_passphrase_or_value": (
+        "lab up/status/fresh (the private key given, a missing key, the public key)/reboot/down; creds seal-blob "
+        "(--passphrase-fd, 0600 --passphrase-file, --stdin; refusals), open-blob (wrong passphrase, USB id, name, "
+        "0644 file, non-UTF-8 passphrase, not a blob); the boot-time zeta-restore; passphrases, values, keys"),
 }
 
 
@@ -111,10 +128,10 @@ def main() -> int:
         lost = ", ".join(sorted({str(r["lost"]) for r in group}))
         runs = sum(int(str(r["runs"])) for r in group)
         lines.append(f"| {fault} | {expected} | {observed} | {lost} | {runs} |")
-    lines += ["", "Not injectable in this lab: a skewed clock (the lab's nodes share the machine's realtime clock; "
-              "`health` measures skew against the middle of the round trip, tested with a fake in "
-              "tests/test_health_units.py) and a link with packet-level delay (no `tc` on loopback without "
-              "slowing the whole machine; the stalling node above stands in for a slow link).", ""]
+    lines += ["", "How the clock and link faults are made (docs/lab.md): a skewed clock is libfaketime preloaded for "
+              "every process of that node only (`lab skew`); a slow link is a delaying, rate-capping TCP relay in "
+              "front of the node's sshd (`lab slow`: this kernel has no `tc` qdiscs, and delaying all of loopback "
+              "would slow the whole machine).", ""]
     props = results.get("properties")
     if props:
         lines += ["## Inputs (property-based, hypothesis)", "",

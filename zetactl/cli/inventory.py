@@ -10,7 +10,6 @@ import yaml
 from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, InventoryOpt, LimitOpt, check_format, inventory_path
-from zetactl.errors import BadInput
 from zetactl.inventory import Inventory, load_inventory, select_hosts
 from zetactl.report import print_json
 
@@ -42,8 +41,6 @@ def show(host: Annotated[str, typer.Argument(help="Host name.")], inventory: Inv
     """
     check_format(output_format)
     inv = load_inventory(inventory_path(inventory))
-    if host not in inv.hosts:
-        raise BadInput(f"unknown host {host!r} in {inv.path}")
     h = inv.host(host)
     data = {"host": h.name, "declared_at": h.source, "address": h.address, "port": h.port, "user": h.user,
             "groups": list(h.groups), "known_hosts": str(h.known_hosts), "vars": dict(h.vars)}

@@ -26,13 +26,11 @@ def trust(host: Annotated[str, typer.Argument(help="Host name from the inventory
     """
     from zetactl.hostkeys import trust as trust_key
 
-    inv = load_inventory(inventory_path(inventory))
-    if host not in inv.hosts:
-        raise BadInput(f"unknown host {host!r} in {inv.path}")
+    target = load_inventory(inventory_path(inventory)).host(host)
     if not fingerprint.startswith("SHA256:"):
         raise BadInput("--fingerprint must look like SHA256:... (ssh-keygen -lf prints it)")
-    seen = asyncio.run(trust_key(inv.host(host), fingerprint))
-    err(f"pinned {host} {seen} in {inv.host(host).known_hosts}")
+    seen = asyncio.run(trust_key(target, fingerprint))
+    err(f"pinned {host} {seen} in {target.known_hosts}")
 
 
 

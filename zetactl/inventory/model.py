@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zetactl.errors import BadInput
+
 
 @dataclass(frozen=True)
 class Host:
@@ -42,7 +44,11 @@ class Inventory:
     groups: Mapping[str, Group]
 
     def host(self, name: str) -> Host:
-        return self.hosts[name]
+        """The named host; BadInput (exit 4, nothing touched) when the inventory has none by that name."""
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise BadInput(f"unknown host {name!r} in {self.path}") from None
 
     def group_hosts(self, group: str) -> list[str]:
         """All hosts of a group, its descendants included, in inventory order."""

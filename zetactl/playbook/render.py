@@ -95,7 +95,9 @@ class Renderer:
             self._expressions[text] = compiled
         return compiled
 
-    def render_value(self, value: Any, context: Mapping[str, Any], where: Where, host: str) -> Any:
+    def render_value(self, value: Any, context: Mapping[str, Any], where: Where, host: str, *,
+                     sensitive: bool = False) -> Any:
+        """`sensitive`: the value belongs to a step that keeps its content secret (`sensitive: true`)."""
         if isinstance(value, str):
             if "{" not in value:
                 return value
@@ -115,10 +117,14 @@ class Renderer:
                 raise where.error(f"template syntax error: {exc.message}") from None
             except jinja2.TemplateError as exc:
                 raise where.error(f"template error: {exc} (host {host})") from None
+            except NeedsFacts:
+                raise
+            except Exception as exc:  # Python's own error inside an expression ('a' + 1, a filter given text)
+                raise where.error(f"template error: {python_error(exc, sensitive)} (host {host})") from None
         if isinstance(value, list):
-            return [self.render_value(v, context, where, host) for v in value]
+            return [self.render_value(v, context, where, host, sensitive=sensitive) for v in value]
         if isinstance(value, dict):
-            return {k: self.render_value(v, context, where, host) for k, v in value.items()}
+            return {k: self.render_value(v, context, where, host, sensitive=sensitive) for k, v in value.items()}
         return value
 
     def when(self, decl: StepDecl, context: Mapping[str, Any], host: str) -> bool:
@@ -156,14 +162,29 @@ class Renderer:
                            file=str(source), line=line) from None
         except jinja2.TemplateError as exc:
             raise BadInput(f"template error: {exc} (host {host})", file=str(source)) from None
+        except NeedsFacts:
+            raise
+        except Exception as exc:  # never a traceback: it would print the template's line, secret or not
+            line = _template_line(sys.exc_info()[2], source)
+            raise BadInput(f"template error: {python_error(exc, bool(args.get('sensitive')))} (host {host}, "
+                           f"step at {where.file}:{where.line})", file=str(source), line=line) from None
 
     # -- steps -------------------------------------------------------------------------------
     def build(self, decl: StepDecl, context: Mapping[str, Any], host: str) -> Step:
         step_cls = KINDS[decl.kind]
-        args = self.render_value(dict(decl.args), context, decl.where, host)
+        args = self.render_value(dict(decl.args), context, decl.where, host,
+                                 sensitive=bool(decl.args.get("sensitive")))
         step_cls.precheck(args, decl.where)
         payload = self.payload(step_cls, args, context, decl.where, host)
         return step_cls(args, decl.where, want_content=self.want_content, payload=payload, host=host)
+
+
+def python_error(exc: Exception, sensitive: bool) -> str:
+    """A Python error raised while rendering: its type, and its message unless the step is sensitive (a
+    message can quote a value: "could not convert string to float: '...'")."""
+    if sensitive:
+        return f"{type(exc).__name__} (its message is not shown: the step is sensitive)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _template_line(tb: TracebackType | None, source: Path) -> int | None:
