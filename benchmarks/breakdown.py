@@ -6,7 +6,9 @@ split by component (cProfile over the same in-process run). Writes its section o
 
 It starts its own lab (`zetactl lab up N --subnet 100 --dir benchmarks/.work/profile-lab`) and stops it at
 the end. The per-host phases come from zetactl's own JSON report (`timings`); the components are the
-profiler's internal time per function, grouped by the module the function lives in.
+profiler's internal CPU time per function (cProfile timed by `time.process_time`: a `send` during which the
+kernel switched to a node's sshd counts only the CPU this process spent), grouped by the module the
+function lives in.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def profiled_deploy(inventory: Path) -> Profiled:
                 "--no-progress"]
 
     out = io.StringIO()
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)  # CPU, not wall: preemption by the nodes is not ours
     phases: dict[str, list[float]] = {}
     started = time.perf_counter()
     profiler.enable()
@@ -115,7 +117,8 @@ def section(nodes: int, startup: float, runs: dict[str, Profiled]) -> str:
         "",
         f"Written by `benchmarks/breakdown.py --nodes {nodes}` on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC "
         f"({os.cpu_count()} cores): the workload above on {nodes} lab nodes, in one process under cProfile "
-        "(which slows the Python side; compare the shares, not the seconds, with the tables above).",
+        "(which slows the Python side, code making many small calls the most; compare the shares, not the "
+        "seconds, with the tables above).",
         "",
         f"Start-up (interpreter and imports of `zetactl deploy`, beyond a bare interpreter): {startup:.2f} s.",
         "",
@@ -131,7 +134,8 @@ def section(nodes: int, startup: float, runs: dict[str, Profiled]) -> str:
         other = per_host - sum(phases.get(p, 0.0) for p in ("connect", "probe", "apply"))
         lines.append(f"| {name} | {wall:.2f} | {phases.get('connect', 0):.3f} | {phases.get('probe', 0):.3f} | "
                      f"{phases.get('apply', 0):.3f} | {other:.3f} |")
-    lines += ["", "**Controller time by component** (profiler's internal time; share of the profiled run)", "",
+    lines += ["", "**Controller CPU by component** (the profiler's internal CPU time, `time.process_time`; share of "
+              "the profiled run)", "",
               "| component | " + " | ".join(f"{name} s | share" for name in runs) + " |",
               "|---|" + "---|---|" * len(runs)]
     labels = [label for label, _ in COMPONENTS] + ["other (Python, typer, the rest)"]

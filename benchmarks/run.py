@@ -576,6 +576,7 @@ def write_doc(m: Measurements, sizes: Sequence[int], repeat: int, command: str,
               machine: list[tuple[str, str]], started: datetime, duration: float,
               loads: tuple[str, str], scaled: Measurements, scale_sizes: Sequence[int]) -> None:
     machine_rows = "\n".join(f"- **{k}**: {v}" for k, v in machine)
+    runs_per_number = "a single run per number" if repeat == 1 else f"each number the median of {repeat} runs"
     scale_text = "" if not scale_sizes else f"""
 **At fleet scale: zetactl and the floors alone** (same workload, same checks; Ansible is left out here: it
 needs minutes per run from 100 hosts on)
@@ -630,9 +631,12 @@ tree on the nodes (`/etc/bench-zetactl`, `/etc/bench-ansible`, `/etc/bench-pyinf
 template notifies a handler that runs `touch`. Per size and run: the nodes' trees are removed, each
 tool does a **first run** (must report exactly {FIRST_RUN_CHANGES} changes on every host: 9 steps + the
 handler) and then a **no-op re-run** (must report 0 changes on every host), and the floor checks the
-zetactl tree. After timing, the floor's checks also pass on the Ansible and pyinfra trees (same
-content, same modes). A time is the wall time of the tool's whole command (interpreter start,
-inventory and playbook loading, connections, work), taken by `time.perf_counter()` around it.
+zetactl tree. zetactl runs between its two floors, back to back (the first-run floor, zetactl's first run
+and re-run, the no-op floor), so both terms of a zetactl/floor ratio are taken within seconds of each other:
+this shared machine's speed drifts over minutes. Then pyinfra, then Ansible. After timing, the floor's
+checks also pass on the Ansible and pyinfra trees (same content, same modes). A time is the wall time of
+the tool's whole command (interpreter start, inventory and playbook loading, connections, work), taken by
+`time.perf_counter()` around it.
 
 - **zetactl**: `zetactl deploy bench.yml -i <lab inventory> --forks N --format json --no-progress`.
 - **Ansible**: `ansible-playbook` with `benchmarks/workload/ansible/ansible.cfg` (forks = N,
@@ -653,7 +657,7 @@ inventory and playbook loading, connections, work), taken by `time.perf_counter(
 {machine_rows}
 - **load average** (1, 5, 15 min): {loads[0]} at the start, {loads[1]} at the end
 
-The machine has 2 cores shared by the controller and every node, and a single run per number: the
+The machine has 2 cores shared by the controller and every node, and {runs_per_number}: the
 load averages above tell how busy it was (Ansible's forks alone push it past 30). Compare ratios
 within a row rather than absolute times across runs.
 """
@@ -713,7 +717,10 @@ def display_command() -> str:
 
 def benchmark(sizes: Sequence[int], repeat: int, m: Measurements, lab: Lab, zetactl: Zetactl,
               ansible: Ansible, pyinfra: Pyinfra, floor: Floor, chosen: Sequence[str] = TOOLS) -> None:
-    every: dict[str, Zetactl | Ansible | Pyinfra] = {"zetactl": zetactl, "ansible": ansible, "pyinfra": pyinfra}
+    """Per size and repeat: zetactl between its two floors (measured back to back, so that the machine's speed,
+    which drifts over minutes on a shared host, is the same for a ratio's two terms), then pyinfra, then
+    Ansible (minutes per run: last)."""
+    every: dict[str, Zetactl | Ansible | Pyinfra] = {"zetactl": zetactl, "pyinfra": pyinfra, "ansible": ansible}
     tools = {name: tool for name, tool in every.items() if name in chosen}
     for index, size in enumerate(sizes):
         lab.up(size)
@@ -724,21 +731,33 @@ def benchmark(sizes: Sequence[int], repeat: int, m: Measurements, lab: Lab, zeta
             tag = f"n{size}-r{r + 1}"
             floor.reset(f"{tag}-reset")  # also warms every node's sshd before anything is timed
             for name, tool in tools.items():
+                if name == "zetactl":
+                    timed_with_floors(m, size, f"{tag}", zetactl, floor, f"{size} hosts, run {r + 1}/{repeat}")
+                    continue
                 for phase in ("first", "noop"):
                     log(f"{size} hosts, run {r + 1}/{repeat}: {name} {phase} ...")
                     result = tool.run(phase, f"{tag}-{name}-{phase}")
                     m.add(size, name, phase, result)
                     log(f"{size} hosts, run {r + 1}/{repeat}: {name} {phase}: {result.seconds:.2f}s "
                         f"({result.cpu:.1f}s controller CPU)")
-            result = floor.check(f"{tag}-floor")
-            m.add(size, "floor", "noop", result)
-            log(f"{size} hosts, run {r + 1}/{repeat}: floor: {result.seconds:.2f}s")
-            result = floor.apply(f"{tag}-floor-first")
-            m.add(size, "floor", "first", result)
-            log(f"{size} hosts, run {r + 1}/{repeat}: floor first run: {result.seconds:.2f}s")
             for name in tools:
                 if name != "zetactl":
                     floor.verify_other(name, f"{tag}-verify-{name}")
+
+
+def timed_with_floors(m: Measurements, size: int, tag: str, zetactl: Zetactl, floor: Floor, label: str) -> None:
+    """The first-run floor, zetactl's first run and no-op re-run, the no-op floor: back to back."""
+    result = floor.apply(f"{tag}-floor-first")
+    m.add(size, "floor", "first", result)
+    log(f"{label}: floor first run: {result.seconds:.2f}s")
+    for phase in ("first", "noop"):
+        result = zetactl.run(phase, f"{tag}-zetactl-{phase}")
+        m.add(size, "zetactl", phase, result)
+        log(f"{label}: zetactl {phase}: {result.seconds:.2f}s ({result.cpu:.1f}s controller CPU, "
+            f"peak {result.max_rss_kib / 1024:.0f} MiB)")
+    result = floor.check(f"{tag}-floor")
+    m.add(size, "floor", "noop", result)
+    log(f"{label}: floor: {result.seconds:.2f}s")
 
 
 def scale(sizes: Sequence[int], repeat: int, s: Measurements, lab: Lab, zetactl: Zetactl, floor: Floor) -> None:
@@ -748,17 +767,7 @@ def scale(sizes: Sequence[int], repeat: int, s: Measurements, lab: Lab, zetactl:
         for r in range(repeat):
             tag = f"scale{size}-r{r + 1}"
             floor.reset(f"{tag}-reset")
-            for phase in ("first", "noop"):
-                result = zetactl.run(phase, f"{tag}-zetactl-{phase}")
-                s.add(size, "zetactl", phase, result)
-                log(f"scale {size} hosts: zetactl {phase}: {result.seconds:.2f}s ({result.cpu:.1f}s controller CPU, "
-                    f"peak {result.max_rss_kib / 1024:.0f} MiB)")
-            result = floor.check(f"{tag}-floor")
-            s.add(size, "floor", "noop", result)
-            result = floor.apply(f"{tag}-floor-first")
-            s.add(size, "floor", "first", result)
-            log(f"scale {size} hosts: floors: no-op {s.median(size, 'floor', 'noop'):.2f}s, "
-                f"first {result.seconds:.2f}s")
+            timed_with_floors(s, size, tag, zetactl, floor, f"scale {size} hosts")
 
 
 def main() -> int:

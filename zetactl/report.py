@@ -6,10 +6,9 @@ import json
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from tabulate import tabulate
-
 from zetactl.engine.outcome import FAILURES, HOST_STATUSES, HostOutcome
 from zetactl.errors import ExitCode
+from zetactl.tables import tabulate
 
 
 def exit_code(outcomes: Mapping[str, HostOutcome], interrupted: bool) -> ExitCode:

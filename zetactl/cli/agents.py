@@ -7,12 +7,12 @@ import sys
 from typing import Annotated
 
 import typer
-from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, InventoryOpt, LimitOpt, check_format, inventory_path
 from zetactl.errors import ExitCode
 from zetactl.inventory import load_inventory, select_hosts
 from zetactl.report import print_json
+from zetactl.tables import tabulate
 
 
 def status(

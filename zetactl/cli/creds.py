@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, InventoryOpt, LimitOpt, check_format, err, inventory_path
 from zetactl.errors import BadInput, ExitCode
@@ -19,6 +18,7 @@ from zetactl.fileio import write_atomic
 from zetactl.inventory import load_inventory, select_hosts
 from zetactl.report import print_json, print_recap
 from zetactl.secret import Secret
+from zetactl.tables import tabulate
 
 NameArg = Annotated[str, typer.Argument(help="Credential name, e.g. gh-token.")]
 FromFileOpt = Annotated[Path | None, typer.Option("--from-file", help="Read the value from this file (exact "

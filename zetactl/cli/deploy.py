@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, InventoryOpt, LimitOpt, check_format, inventory_path, parse_extra_vars
 from zetactl.errors import BadInput
 from zetactl.inventory import load_inventory, select_hosts
 from zetactl.plan import Selection, load_plan
 from zetactl.report import exit_code, exit_code_for, json_document, print_json, print_recap
+from zetactl.tables import tabulate
 from zetactl.waves import make_waves
 
 TagsOpt = Annotated[list[str] | None, typer.Option("--tags", "-t", help="Run only steps with these tags "

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from tabulate import tabulate
 
 from zetactl.cli.common import InventoryOpt, LimitOpt, check_format, err, inventory_path
 from zetactl.errors import BadInput, ZetaError
 from zetactl.inventory import load_inventory, select_hosts
+from zetactl.tables import tabulate
 
 UNKNOWN = 3
 

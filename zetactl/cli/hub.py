@@ -7,12 +7,12 @@ import sys
 from typing import Annotated
 
 import typer
-from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, InventoryOpt, check_format
 from zetactl.cli.tenant import ConnectTimeoutOpt, finish, hubs_for
 from zetactl.errors import ExitCode
 from zetactl.report import print_json
+from zetactl.tables import tabulate
 
 
 def tokens(

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 import yaml
-from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, InventoryOpt, LimitOpt, check_format, inventory_path
 from zetactl.inventory import Inventory, load_inventory, select_hosts
 from zetactl.report import print_json
+from zetactl.tables import tabulate
 
 
 def list_hosts(inventory: InventoryOpt = None, limit: LimitOpt = None,  # type: ignore[assignment]

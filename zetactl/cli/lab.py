@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, check_format, err
 from zetactl.errors import BadInput
 from zetactl.paths import default_lab_dir
 from zetactl.report import print_json
+from zetactl.tables import tabulate
 
 if TYPE_CHECKING:
     from zetactl.lab import Lab

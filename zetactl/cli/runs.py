@@ -7,11 +7,11 @@ import time
 from typing import Annotated
 
 import typer
-from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, check_format
 from zetactl.journal import list_runs, load_run
 from zetactl.report import print_json
+from zetactl.tables import tabulate
 
 
 def list_cmd(output_format: FormatOpt = "table",

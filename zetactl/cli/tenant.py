@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from tabulate import tabulate
 
 from zetactl.cli.common import FormatOpt, InventoryOpt, check_format, err, inventory_path
 from zetactl.report import print_json
+from zetactl.tables import tabulate
 
 NameArg = Annotated[str, typer.Argument(help="Tenant name: lowercase letters, digits and '-'.")]
 ConnectTimeoutOpt = Annotated[float, typer.Option("--connect-timeout", help="Seconds per SSH connection.")]

@@ -7,9 +7,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tabulate import tabulate
-
 from zetactl.health.checks import HostHealth, Severity
+from zetactl.tables import tabulate
 
 
 def worst(results: Sequence[HostHealth]) -> Severity:
