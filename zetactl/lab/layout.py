@@ -372,7 +372,6 @@ for tree in %(trees)s; do
   [ -d "/$tree" ] || continue
   mount -t overlay overlay -o "lowerdir=/$tree,upperdir=$N/upper/$tree,workdir=$N/work/$tree" "/$tree"
 done
-mount -t tmpfs -o size=%(size)s,mode=1777 tmpfs /tmp
 : > /run/zeta-lab/empty
 [ -e /root/.bashrc ] && mount --bind /run/zeta-lab/empty /root/.bashrc
 [ -e /root/.profile ] && mount --bind /run/zeta-lab/empty /root/.profile
@@ -413,6 +412,9 @@ if [ -d "$N/usb" ]; then
   done
   echo "$state" > /run/zeta-lab/units/zeta-restore.service
 fi
+# The node's own /tmp last: the restore above runs zetactl from the controller's checkout, which may be under
+# the machine's /tmp (a CI clone).
+mount -t tmpfs -o size=%(size)s,mode=1777 tmpfs /tmp
 # The booted generation decides whether sshd answers on port 22 (`# zeta-lab: break-network`: port 2).
 port=22
 grep -qx break-network "$system/zeta-lab-flags" 2>/dev/null && port=2
