@@ -44,6 +44,9 @@ def plan_for(tmp_path: Path, playbook: str, files: dict[str, str] | None = None,
     ("hosts: all\nsteps:\n  - name: w\n    directory: {path: /x}\n    when: ghost > 1\n", 5, "'ghost' is undefined"),
     ("- hosts: all\n  steps: []\n", 1, "not a list of plays"),
     ("hosts: all\nsteps:\n  - file: {path: /x, content: a, source: b}\n", 3, "exactly one of"),
+    # Python's own errors inside an expression are bad input too (never a traceback)
+    ("hosts: all\nsteps:\n  - file: {path: /x, content: \"{{ 'a' + 1 }}\"}\n", 3, "TypeError"),
+    ("hosts: all\nsteps:\n  - name: w\n    directory: {path: /x}\n    when: \"'a' + 1\"\n", 5, "when: TypeError"),
 ])
 def test_bad_playbooks_name_file_and_line(tmp_path: Path, text: str, line: int, message: str) -> None:
     with pytest.raises(BadInput) as caught:
@@ -127,3 +130,9 @@ def test_waves(serial: tuple[str, ...], hosts: int, waves: list[int]) -> None:
 def test_bad_waves_and_budgets_are_bad_input(fleet: FleetSettings) -> None:
     with pytest.raises(BadInput):
         fleet.validate()
+
+
+def test_a_python_error_in_a_variable_is_bad_input(tmp_path: Path) -> None:
+    playbook = "hosts: all\nvars:\n  broken: \"{{ 'a' + 1 }}\"\nsteps:\n  - directory: {path: /x}\n"
+    with pytest.raises(BadInput, match="variable 'broken': TypeError"):
+        plan_for(tmp_path, playbook)

@@ -77,6 +77,8 @@ class Renderer:
                     merged[key] = FACTS_PENDING  # a step that uses it waits for the host's facts
                 except jinja2.TemplateError as exc:
                     raise BadInput(f"variable {key!r}: {exc}") from None
+                except Exception as exc:  # Python's own error ('a' + 1): bad input, never a traceback
+                    raise BadInput(f"variable {key!r}: {python_error(exc, False)} (host {host.name})") from None
         return merged
 
     # -- values ------------------------------------------------------------------------------
@@ -137,6 +139,11 @@ class Renderer:
             raise decl.at("when").error(f"when: undefined variable: {exc.message} (host {host})") from None
         except jinja2.TemplateError as exc:
             raise decl.at("when").error(f"when: {exc}") from None
+        except NeedsFacts:
+            raise
+        except Exception as exc:  # Python's own error inside the expression: bad input, never a traceback
+            raise decl.at("when").error(f"when: {python_error(exc, bool(decl.args.get('sensitive')))} "
+                                        f"(host {host})") from None
 
     def payload(self, step_cls: type[Step], args: Mapping[str, Any], context: Mapping[str, Any],
                 where: Where, host: str) -> bytes | None:
