@@ -39,7 +39,7 @@ def test_key_removal_never_runs_without_keys_and_checks_the_kept_key() -> None:
 
 
 def test_a_skewed_node_clock_is_warned_then_critical() -> None:
-    """The lab's nodes share the machine's clock, so skew is injected here, in what the node reports."""
+    """The skew judged from what the node reports (tests/faults/test_lab_faults.py skews a lab node for real)."""
     from zetactl.health.checks import judge
     from zetactl.inventory import load_inventory
 
@@ -54,3 +54,19 @@ def test_a_skewed_node_clock_is_warned_then_critical() -> None:
     health = HostHealth("cp1")
     judge(host, health, {}, received, received, [], {})
     assert next(f for f in health.findings if f.check == "clock_skew").severity == Severity.UNKNOWN
+
+
+def test_a_credential_sealed_in_the_old_envelope_format_is_a_warning() -> None:
+    from zetactl.creds.envelope import VERSION
+    from zetactl.health.checks import judge_credentials
+    from zetactl.inventory import load_inventory
+
+    host = load_inventory(Path(__file__).resolve().parent.parent / "inventory" / "hosts.yml").host("cp1")
+    record = {"generation": 3, "target": {"path": "/run/zeta/creds/gh", "mode": "0400", "owner": "root",
+                                          "group": "root"}}
+    for fmt, expected in ((VERSION, Severity.OK), (1, Severity.WARNING)):
+        health = HostHealth("cp1")
+        judge_credentials(health, ["gh 3 0 400:root:root"], {"gh": {**record, "format": fmt}}, host)
+        finding = next(f for f in health.findings if f.check == "credential:gh")
+        assert finding.severity == expected, finding
+        assert (fmt == VERSION) or "creds rotate gh" in finding.message

@@ -25,6 +25,7 @@ from enum import IntEnum
 from typing import Any
 
 from zetactl.agents import AGENT_UNITS_SHOW, FLOOR, parse_status
+from zetactl.creds.envelope import VERSION as ENVELOPE_FORMAT
 from zetactl.errors import BadInput
 from zetactl.facts import FACTS_SCRIPT
 from zetactl.inventory import Host
@@ -222,6 +223,9 @@ def judge_credentials(health: HostHealth, lines: list[str], records: Mapping[str
         elif not_after and not_after - now < soon:
             health.add(check, Severity.WARNING, f"{name} expires "
                        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(not_after))} UTC")
+        elif record.get("format") != ENVELOPE_FORMAT:
+            health.add(check, Severity.WARNING, f"{name} was sealed in envelope format v{record.get('format')}, "
+                       f"which zetactl no longer pushes: zetactl creds rotate {name} --from-file FILE")
         else:
             health.add(check, Severity.OK, f"{name} generation {generation}",
                        (not_after - now) / 86400 if not_after else None)
