@@ -41,17 +41,21 @@ def floor(inventory: Path) -> float:
     sys.path.insert(0, str(ROOT))
     from zetactl.health.checks import custom_checks, probe_script
     from zetactl.health.hubs import hub_view
+    from zetactl.health.sweep import credential_records
     from zetactl.inventory import load_inventory
-    from zetactl.transport import ConnectOptions, connect, run
+    from zetactl.remote.runner import run
+    from zetactl.transport import ConnectOptions, connect
 
     inv = load_inventory(inventory)
     view = hub_view(inv)
-    scripts = {name: probe_script(host, custom_checks(host), 5.0, view.lines(host)) for name, host in inv.hosts.items()}
+    creds = credential_records(list(inv.hosts.values()))
+    scripts = {name: probe_script(host, custom_checks(host), 5.0, sorted(creds.get(name, {})), view.lines(host))
+               for name, host in inv.hosts.items()}
 
     async def one(name: str) -> None:
         async with await connect(inv.host(name), ConnectOptions()) as conn:
-            result = await run(conn, "sh", scripts[name])
-            assert "clock " in str(result.stdout), result.stderr
+            result = await run(conn, scripts[name])
+            assert "clock" in result.records(), result.err
 
     async def every() -> None:
         await asyncio.gather(*(one(n) for n in inv.hosts))

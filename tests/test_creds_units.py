@@ -37,9 +37,10 @@ from zetactl.creds.envelope import (
     seal_passphrase,
 )
 from zetactl.errors import BadInput
+from zetactl.remote import source
 from zetactl.secret import PLACEHOLDER, RedactingFilter, Secret
 from zetactl.steps.base import Where
-from zetactl.steps.credential import CHECK, Credential
+from zetactl.steps.credential import Credential
 
 VALUE = Secret(b"ghp_unit-test-value\n\x00binary\xff")
 
@@ -279,8 +280,9 @@ def _node_check(plains: list[bytes], tmp_path: Path, *, node: str = "lab-001", n
         (tmp_path / f"w{index}" / "plain").write_bytes(plain)
     script = (f"N={name}; S={state}; me={node}\n"
               "refuse() { echo \"refused: $*\"; exit 3; }\n"
+              f"{source('credential_check.sh').text}\n"
               f"for i in $(seq 0 {len(plains) - 1}); do\n"
-              f"  ( set -e; W={tmp_path}/w$i\n{CHECK}\n  echo ok ) 2>/dev/null || true\n"
+              f"  ( set -e; W={tmp_path}/w$i; zc_check\n  echo ok ) 2>/dev/null || true\n"
               "done\n")
     result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=600)
     answers = result.stdout.splitlines()

@@ -32,27 +32,38 @@ def test_a_failed_sweep_leaves_no_stale_ok_for_the_collector() -> None:
     assert "\nsecond line" not in text  # the reason stays one comment line
 
 
-def test_key_removal_never_runs_without_keys_and_checks_the_kept_key() -> None:
-    assert "grep" not in remove_keys_script("root", [])
-    script = remove_keys_script("root", ["AAAAold"], keep="AAAAnew")
-    assert "grep -qF -- AAAAnew" in script and '[ "$rc" -le 1 ]' in script
+def test_key_removal_never_runs_without_keys_and_checks_the_kept_key(tmp_path: Path) -> None:
+    from tests.nodesh import run_local
+    from zetactl.remote import script
+
+    assert "grep" not in remove_keys_script("root", []).text
+    keys = tmp_path / "root"
+    keys.write_text("ssh-ed25519 AAAAold old\nssh-ed25519 AAAAnew new\n")
+    kept = run_local(script("keys_remove.sh", FILE=str(keys), BLOBS="AAAAold", KEEP="AAAAnew"))
+    assert kept.rc == 0 and kept.records().text("keys") == "removed"
+    assert keys.read_text() == "ssh-ed25519 AAAAnew new\n"
+    refused = run_local(script("keys_remove.sh", FILE=str(keys), BLOBS="AAAAnew", KEEP="AAAAnew"))
+    assert refused.rc == 1 and "kept key is missing" in refused.err
+    assert keys.read_text() == "ssh-ed25519 AAAAnew new\n" and sorted(p.name for p in tmp_path.iterdir()) == ["root"]
 
 
 def test_a_skewed_node_clock_is_warned_then_critical() -> None:
     """The skew judged from what the node reports (tests/faults/test_lab_faults.py skews a lab node for real)."""
-    from zetactl.health.checks import judge
+    from zetactl.health.checks import judge, read
     from zetactl.inventory import load_inventory
+    from zetactl.remote import Records
 
     host = load_inventory(Path(__file__).resolve().parent.parent / "inventory" / "hosts.yml").host("cp1")
     received = 1_800_000_000.0
     for offset, expected in ((0.4, Severity.OK), (-5.0, Severity.WARNING), (45.0, Severity.CRITICAL),
                              (-3600.0, Severity.CRITICAL)):
         health = HostHealth("cp1")
-        judge(host, health, {"clock": [f"{received + offset:.3f}"]}, received - 0.01, received, [], {})
+        found = read(Records({"clock": f"{received + offset:.3f}".encode()}), [], [])
+        judge(host, health, found, received - 0.01, received, [], {})
         finding = next(f for f in health.findings if f.check == "clock_skew")
         assert finding.severity == expected and f"{offset:+.2f}s" in finding.message, (offset, finding)
     health = HostHealth("cp1")
-    judge(host, health, {}, received, received, [], {})
+    judge(host, health, read(Records({}), [], []), received, received, [], {})
     assert next(f for f in health.findings if f.check == "clock_skew").severity == Severity.UNKNOWN
 
 
@@ -66,7 +77,7 @@ def test_a_credential_sealed_in_the_old_envelope_format_is_a_warning() -> None:
                                           "group": "root"}}
     for fmt, expected in ((VERSION, Severity.OK), (1, Severity.WARNING)):
         health = HostHealth("cp1")
-        judge_credentials(health, ["gh 3 0 400:root:root"], {"gh": {**record, "format": fmt}}, host)
+        judge_credentials(health, {"gh": ("3", "0", "400:root:root")}, {"gh": {**record, "format": fmt}}, host)
         finding = next(f for f in health.findings if f.check == "credential:gh")
         assert finding.severity == expected, finding
         assert (fmt == VERSION) or "creds rotate gh" in finding.message

@@ -4,11 +4,11 @@ kind), the file registry's change script run for real with sh, and the tenant-si
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.nodesh import run_local
 from zetactl.errors import BadInput, ExitCode
 from zetactl.hubs import probe, tokens
 from zetactl.hubs.model import HubService, endpoints_text, hub_services, parse_size, service_kinds
@@ -16,6 +16,7 @@ from zetactl.hubs.records import Tenant, Token
 from zetactl.hubs.registry import Entry, FileRegistry, parse
 from zetactl.hubs.tenants import Hubs, Report, revocation_plan
 from zetactl.inventory import load_inventory
+from zetactl.remote import Answer, BadAnswer, Records
 
 INVENTORY = """\
 all:
@@ -119,19 +120,19 @@ def entry(tenant: str, service: str = "embedder") -> Entry:
     return Entry(minted.token_id, tenant, service, minted.hash)
 
 
-def change(root: Path, service: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def change(root: Path, service: str, **kwargs: object) -> Answer:
     script = FileRegistry(str(root)).change_script(service, list(kwargs.get("add", [])),  # type: ignore[call-overload]
                                                    set(kwargs.get("drop_ids", ())),  # type: ignore[call-overload]
                                                    set(kwargs.get("drop_tenants", ())))  # type: ignore[call-overload]
-    return subprocess.run(["sh"], input=script, capture_output=True, text=True)
+    return run_local(script)
 
 
 @pytest.mark.skipif(not shutil.which("flock"), reason="needs flock(1)")
 def test_registry_changes_are_atomic_and_drop_by_id_or_identity(tmp_path: Path) -> None:
     a1, a2, b1 = entry("a@00000001"), entry("a@00000001", "embedder"), entry("b@00000002")
     done = change(tmp_path, "embedder", add=[a1, b1])
-    assert done.returncode == 0, done.stderr
-    assert sorted(parse(done.stdout)) == sorted([a1, b1])
+    assert done.rc == 0, done.err
+    assert sorted(parse(done.records().text("registry"))) == sorted([a1, b1])
     registry = tmp_path / "embedder" / "registry"
     assert oct(registry.stat().st_mode)[-3:] == "600" and oct((tmp_path / "embedder").stat().st_mode)[-3:] == "700"
     # a retried add of tenant a: every leftover of its identity goes in the same change
@@ -146,13 +147,13 @@ def test_registry_changes_are_atomic_and_drop_by_id_or_identity(tmp_path: Path) 
 @pytest.mark.skipif(not shutil.which("flock"), reason="needs flock(1)")
 def test_a_failed_change_leaves_the_registry_as_it_was(tmp_path: Path) -> None:
     kept = entry("a@00000001")
-    assert change(tmp_path, "voice", add=[entry("a@00000001", "voice")]).returncode == 0
+    assert change(tmp_path, "voice", add=[entry("a@00000001", "voice")]).rc == 0
     registry = tmp_path / "voice" / "registry"
     before = registry.read_bytes()
     registry.unlink()
     registry.mkdir()  # unreadable as a file: grep fails with exit 2
     failed = change(tmp_path, "voice", add=[Entry(kept.token_id, kept.tenant, "voice", kept.hash)])
-    assert failed.returncode == 1 and "cannot read" in failed.stderr
+    assert failed.rc == 1 and "cannot read" in failed.err
     assert registry.is_dir() and not list((tmp_path / "voice").glob(".registry.*"))
     assert before.startswith(b"# zeta hub registry")
 
@@ -178,15 +179,24 @@ def test_checks_cover_every_case_and_are_parsed_strictly() -> None:
     assert [(c.hub.name, c.case) for c in checks] == [
         (k, c) for k in ("embedder", "voice")
         for c in ("accept", "no-token", "wrong-token", "other-tenant", "other-service")]
-    script = probe.script(checks)
+    script = probe.script(checks).text
     assert "/run/zeta/creds/hub-embedder" in script and "Authorization: Bearer" in script
-    answers = "0 200 acme@0123abcd\n1 401\n2 401\n3 200 beta@00000000\n4 500\n5 000\n6 401\n7 401\n8 401\n"
-    results = probe.parse(answers, checks)
+
+    def answers(*replies: tuple[str, str]) -> Records:
+        return Records({tag: value.encode() for tag, value in replies})
+
+    results = probe.parse(answers(("hub.0", "200"), ("hub.0.served", "acme@0123abcd"), ("hub.1", "401"),
+                                  ("hub.2", "401"), ("hub.3", "200"), ("hub.3.served", "beta@00000000"),
+                                  ("hub.4", "500"), ("hub.5", "000"), ("hub.6", "401"), ("hub.7", "401"),
+                                  ("hub.8", "401")), checks)
     assert [r.ok for r in results] == [True, True, True, False, False, False, True, True, True, False]
     assert results[3].verdict() == "NOT REFUSED (200)" and results[4].verdict().startswith("server error")
     assert not results[5].answered and results[9].code == "000"  # a missing line is no answer
-    assert probe.parse("0 200 someone-else\n", checks[:1])[0].verdict() == "accepted as 'someone-else', not the tenant"
-    assert all(r.code == "no-curl" and not r.ok for r in probe.parse("no-curl\n", checks))
+    assert probe.parse(answers(("hub.0", "200"), ("hub.0.served", "someone-else")), checks[:1])[0].verdict() == \
+        "accepted as 'someone-else', not the tenant"
+    assert all(r.code == "no-curl" and not r.ok for r in probe.parse(answers(("hub.curl", "missing")), checks))
+    with pytest.raises(BadAnswer):  # a hub's answer is never read as anything but a status
+        probe.parse(answers(("hub.0", "200 forged")), checks[:1])
 
 
 def test_report_exit_codes() -> None:

@@ -9,13 +9,32 @@ from typing import Any
 import pytest
 
 from zetactl.errors import Unreachable
-from zetactl.steps import Change, RemoteResult, Where
+from zetactl.remote import Answer, Sh
+from zetactl.remote.frame import encode
+from zetactl.steps import Change, Where
 from zetactl.steps.nixos import NixosRebuild
 
 RESULT_OK = "rc 0\nnew /nix/store/new\ncurrent /nix/store/new\ngeneration 8\ndigest abc\n"
 STARTED = "previous_generation 7\nstarted yes\n"
 
 Reply = str | Exception
+
+
+def framed(reply: str) -> bytes:
+    """A reply written as `field value` lines (a `result` field: the rest of the lines) -> the records a switch
+    script answers."""
+    fields: dict[str, str] = {}
+    lines = reply.splitlines()
+    for index, line in enumerate(lines):
+        key, _, value = line.partition(" ")
+        if key in ("rc", "new", "current", "generation", "digest", "finished") and "verdict" in fields:
+            fields["result"] = "\n".join(lines[index:])
+            break
+        if key == "rc" and not fields:
+            fields["result"] = reply.rstrip("\n")
+            break
+        fields[key] = value
+    return encode(fields)
 
 
 class FakeNode:
@@ -32,21 +51,21 @@ class FakeNode:
         self.fresh_calls = 0
 
     @staticmethod
-    def _answer(reply: Reply) -> RemoteResult:
+    def _answer(reply: Reply) -> Answer:
         if isinstance(reply, Exception):
             raise reply
-        return RemoteResult(0, reply, "")
+        return Answer(0, framed(reply), "")
 
-    async def run(self, script: str, timeout: float) -> RemoteResult:
-        if "systemd-run --unit=zeta-switch.service" in script:
-            return RemoteResult(0, self.start, "")
-        if 'while [ ! -f "$S/result" ]' in script:
+    async def run(self, script: Sh, timeout: float) -> Answer:
+        if 'systemd-run --unit="$SWITCH_UNIT"' in script.text:
+            return self._answer(self.start)
+        if 'while [ ! -f "$S/result" ]' in script.text:
             return self._answer(self.wait)
-        return RemoteResult(0, "", "")
+        return Answer(0, b"", "")
 
-    async def run_fresh(self, script: str, timeout: float) -> RemoteResult:
+    async def run_fresh(self, script: Sh, timeout: float) -> Answer:
         self.fresh_calls += 1
-        queue = self.confirm if "ln -s \"$want\"" in script else self.after
+        queue = self.confirm if 'ln -s "$want"' in script.text else self.after
         return self._answer(queue.pop(0) if queue else Unreachable("connection refused"))
 
     def note(self, event: str, **fields: Any) -> None:
@@ -142,13 +161,15 @@ def test_a_resumed_run_waits_for_its_own_switch() -> None:
 def test_config_dir_with_a_newline_is_refused() -> None:
     from zetactl.errors import BadInput
 
-    with pytest.raises(BadInput, match="control characters"):
+    with pytest.raises(BadInput, match="control character"):
         NixosRebuild({"config_dir": "/etc/nixos\nZETA_JOB"}, Where("play.yml", 3))
 
 
-def test_the_job_script_sets_its_own_path_and_the_here_document_end_is_unguessable() -> None:
-    step = NixosRebuild({}, Where("play.yml", 3))
-    first, second = step._start_script("/run/zeta/switch/a"), step._start_script("/run/zeta/switch/a")
-    assert "export PATH=/run/wrappers/bin:/run/current-system/sw/bin" in first
-    delimiter = first.split("<<'", 1)[1].split("'", 1)[0]
-    assert delimiter.startswith("ZETA_JOB_") and delimiter not in second
+def test_the_job_script_sets_its_own_path_and_travels_as_a_quoted_value() -> None:
+    from zetactl.remote import quote
+
+    step = NixosRebuild({"config_dir": "/etc/nix'os $(x)"}, Where("play.yml", 3))
+    start = step._start_script("/run/zeta/switch/a").text
+    job = start.split("\nJOB=", 1)[1].split("\n# Start a switch", 1)[0]
+    assert job.startswith("'") and "JOB_PATH=/run/wrappers/bin:/run/current-system/sw/bin" in job
+    assert "CONFIG_DIR=" + quote("/etc/nix'os $(x)").text.replace("'", "'\"'\"'") in job

@@ -7,14 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.nodesh import run_local
 from zetactl.engine import remote
+from zetactl.remote import BadAnswer, Records, Sh
 from zetactl.steps import KINDS, Change, NoChange, Step, Where
 
 WHERE = Where("play.yml", 1)
 
 
-def sh(script: str) -> str:
-    return subprocess.run(["sh"], input=script, capture_output=True, text=True, check=True).stdout
+def sh(script: Sh) -> Records:
+    answer = run_local(script)
+    assert answer.rc == 0, answer
+    return answer.records()
 
 
 def make(kind: str, payload: bytes | None = None, **args: object) -> Step:
@@ -102,20 +106,34 @@ def test_creating_a_directory_does_not_stale_the_probes_beneath_it() -> None:
     assert make("file", path="/a/b/f", content="x").touches_below()
 
 
-def _one_path_observation(path: str, sha: bool) -> dict[str, str]:
-    """What the one-path helpers (zp_stat, zp_sha) say of a path: the batch must say the same."""
-    from zetactl.steps.base import q
-    from zetactl.steps.probes import PRELUDE
+def _python_observation(path: Path, sha: bool) -> dict[str, str]:
+    """What Python itself says of a path: the batch must say the same."""
+    import grp
+    import hashlib
+    import os
+    import pwd
+    import stat
 
-    observed: dict[str, str] = {}
-    script = f"{PRELUDE}\nzp_stat {q(path)}\n" + (f"zp_sha {q(path)}\n" if sha else "")
-    for line in sh(script).splitlines():
-        name, _, value = line.partition(" ")
-        observed.setdefault(name, value.split(" ")[0] if name == "sha256" else value)
-    return observed
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return {"type": "absent"}
+    kind = ("link" if stat.S_ISLNK(st.st_mode) else "directory" if stat.S_ISDIR(st.st_mode)
+            else "file" if stat.S_ISREG(st.st_mode) else "other")
+    found = {"type": kind, "mode": format(stat.S_IMODE(st.st_mode), "o"), "owner": pwd.getpwuid(st.st_uid).pw_name,
+             "group": grp.getgrgid(st.st_gid).gr_name, "size": str(st.st_size)}
+    if kind == "link":
+        found["target"] = os.fsdecode(os.readlink(path))
+    if sha and kind == "file":
+        found["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
 
 
-def test_the_batched_path_probe_says_what_the_one_path_helpers_say(tmp_path: Path) -> None:
+CONTROL = [chr(c) for c in [*range(1, 32), 127]]
+
+
+def test_the_batched_path_probe_says_what_python_says(tmp_path: Path) -> None:
+    """One stat and one sha256sum for every path a playbook can name: quotes, spaces, `->`, a backslash, UTF-8."""
     import os
 
     odd = tmp_path / "a dir with 'quotes' -> and spaces"
@@ -124,28 +142,62 @@ def test_the_batched_path_probe_says_what_the_one_path_helpers_say(tmp_path: Pat
     (odd / "empty").write_text("")
     (odd / "link").symlink_to("/some where -> else")
     (odd / "dirlink").symlink_to(odd)
-    (odd / "tab\tname").write_text("t")
-    (odd / "back\\slash").write_text("b")
-    (odd / "new\nline").write_text("n")
+    for name in ("back\\slash", 'dq"uote', "é ü", "$(touch x)", "`id`"):
+        (odd / name).write_text(name)
     os.mkfifo(odd / "fifo")  # never read: sha256sum of a FIFO would block
-    names = ["file", "empty", "link", "dirlink", "tab\tname", "back\\slash", "new\nline", "fifo", "missing"]
-    steps = [make("file", path=str(odd / n), content="x") for n in names]
-    steps.append(make("directory", path=str(odd)))
-    steps.append(make("line_in_file", path=str(odd / "file"), line="x"))
+    names = ["file", "empty", "link", "dirlink", "back\\slash", 'dq"uote', "é ü", "$(touch x)", "`id`", "fifo",
+             "missing"]
+    steps: list[Step] = [make("file", path=str(odd / n), content="x") for n in names]
+    steps += [make("directory", path=str(odd)), make("line_in_file", path=str(odd / "file"), line="x")]
     items = list(enumerate(steps))
     script = remote.probe_script(items)
-    assert script.count("zp_stats ") == 1 and script.count("zp_shas ") == 1
+    assert script.text.count("zp_stats ") == 1 and script.text.count("zp_shas ") == 1
     observed = remote.parse_probe(sh(script), items)
     for key, step in items:
         wanted = step.probe_path()
         assert wanted is not None
-        expected = _one_path_observation(*wanted)
-        got = {k: v.split(" ")[0] if k == "sha256" else v for k, v in observed[key].items() if k != "content"}
-        assert got == expected, (wanted[0], got, expected)
-    assert observed[2]["target"] == "/some where -> else"
-    assert observed[0]["sha256"] == __import__("hashlib").sha256(b"content\n").hexdigest()
-    assert "sha256" not in observed[7]  # the FIFO was not read
-    assert observed[8] == {"type": "absent"}
+        got = {k: v for k, v in observed[key].items() if k != "content"}
+        assert got == _python_observation(Path(wanted[0]), wanted[1]), wanted[0]
+    assert not (tmp_path / "x").exists()
+
+
+def test_link_targets_holding_any_byte_are_read_truthfully_and_cannot_forge_a_record(tmp_path: Path) -> None:
+    """A node user's symlink whose target holds the record separator, a newline and a fake sha256 line is data:
+    the `file` step on the path it forges still sees the file's real hash."""
+    import hashlib
+    import os
+
+    motd = tmp_path / "motd"
+    motd.write_text("unpatched\n")
+    targets = {f"t{i}": "".join(CONTROL[i:]) + "\x1ePH\n" + "0" * 64 + f"  {motd}\n\x1eEND 0\n" for i in
+               range(0, len(CONTROL), 4)}
+    for name, target in targets.items():
+        os.symlink(target, tmp_path / name)
+    os.symlink(b"\xff\xfe not UTF-8 \x1e", os.fsencode(tmp_path / "bytes"))
+    steps = [make("symlink", path=str(tmp_path / n), target="/elsewhere") for n in [*targets, "bytes"]]
+    steps.append(make("file", path=str(motd), content="patched\n"))
+    items = list(enumerate(steps))
+    observed = remote.parse_probe(sh(remote.probe_script(items)), items)
+    for key, name in enumerate(targets):
+        assert observed[key]["target"] == targets[name]
+    assert os.fsencode(observed[len(targets)]["target"]) == b"\xff\xfe not UTF-8 \x1e"
+    assert observed[len(steps) - 1]["sha256"] == hashlib.sha256(b"unpatched\n").hexdigest()
+    assert isinstance(steps[-1].decide(observed[len(steps) - 1]), Change)
+    change = steps[0].decide(observed[0])
+    assert isinstance(change, Change) and "\\x1ePH\\n" in change.summary  # shown, escaped
+
+
+def test_the_stat_record_carries_names_with_every_control_byte(tmp_path: Path) -> None:
+    """zp_stats C-quotes names itself: whatever name the controller asks about comes back exactly."""
+    from zetactl.remote import sh as shell
+    from zetactl.remote.frame import stat_entries
+
+    names = [str(tmp_path / f"c{ord(c)}{c}x") for c in CONTROL] + [str(tmp_path / "back\\slash\"q")]
+    for name in names:
+        Path(name).write_text("x")
+    records = sh(shell(Sh("zp_stats S"), *names))
+    found = stat_entries(records["S"], names)
+    assert sorted(found) == sorted(names) and all(e.type == "file" and e.size == "1" for e in found.values())
 
 
 def test_a_barrier_in_the_batch_runs_after_the_earlier_steps_are_verified(tmp_path: Path) -> None:
@@ -179,58 +231,81 @@ def test_a_bare_command_needs_no_probe_and_a_creates_command_reads_one_path() ->
 
 
 def test_a_script_cut_short_runs_none_of_it(tmp_path: Path) -> None:
-    """A connection lost mid-transfer must never run a cut-off line (`rm -rf -- /srv/data/old` -> `/srv`)."""
-    from zetactl.transport.ssh import COLLECTED_SH, CUT_SHORT, GUARDED_SH, whole
+    """A connection lost mid-transfer must never run a cut-off line (`rm -rf -- /srv/data/old` -> `/srv`): on a
+    channel of its own and on the lock session alike."""
+    from zetactl.remote import sh as shell
+    from zetactl.remote.runner import CHANNEL, CUT_SHORT, framed, lock_command, whole
 
-    for shell in (GUARDED_SH, COLLECTED_SH):
-        keep = tmp_path / "data"
-        (keep / "old").mkdir(parents=True)
-        (tmp_path / "ran").unlink(missing_ok=True)
-        script = whole(f"echo started > {tmp_path}/ran\nrm -rf -- {keep}/old\n")
-        guarded = ["sh", "-c", f"exec {shell}"]
-        cut = script.index("/old")  # the stream ends right after `rm -rf -- <keep>`
-        for end in (cut, len(script) - 2, len(script) // 3, 0):  # (only the final newline may go: $() drops it)
-            proc = subprocess.run(guarded, input=script[:end], capture_output=True, text=True)
-            assert proc.returncode == CUT_SHORT and "cut short" in proc.stderr
-            assert keep.is_dir() and not (tmp_path / "ran").exists()
-        proc = subprocess.run(guarded, input=script, capture_output=True, text=True)
-        assert proc.returncode == 0 and (tmp_path / "ran").exists() and not (keep / "old").exists()
-
-
-def test_a_collected_script_answers_its_output_whole_with_its_exit_status() -> None:
-    """COLLECTED_SH sends the script's stdout in one write at its end: byte for byte (trailing newlines kept),
-    with the script's exit status, also when the script ends with `exit`."""
-    from zetactl.transport.ssh import COLLECTED_SH, whole
-
-    collected = ["sh", "-c", f"exec {COLLECTED_SH}"]
-    for body, out, rc in (("printf 'a\\n\\nb\\n\\n\\n'", "a\n\nb\n\n\n", 0), ("printf 'x'; exit 3", "x", 3),
-                          ("echo one; false", "one\n", 1), (":", "", 0), ("printf 'tail x'", "tail x", 0)):
-        proc = subprocess.run(collected, input=whole(body), capture_output=True, text=True)
-        assert (proc.stdout, proc.returncode) == (out, rc), body
+    keep = tmp_path / "data"
+    script = whole(shell(Sh("echo started >"), str(tmp_path / "ran")) + Sh("\n") +
+                   shell(Sh("rm -rf --"), str(keep / "old")))
+    cut = script.index(b"/old")  # the stream ends right after `rm -rf -- <keep>`
+    lock = ["sh", "-c", lock_command(5, "test", str(tmp_path / "state")).text]
+    for end in (cut, len(script) - 2, len(script) // 3, 0):  # (only the final newline may go: $() drops it)
+        for command, feed in ((["sh", "-c", CHANNEL.text], script[:end]),
+                              (lock, str(len(script)).encode() + b"\n" + script[:end])):
+            (keep / "old").mkdir(parents=True, exist_ok=True)
+            proc = subprocess.run(command, input=feed, capture_output=True)
+            assert proc.returncode == CUT_SHORT and b"cut short" in proc.stderr, (command[2][:30], end, proc)
+            assert (keep / "old").is_dir() and not (tmp_path / "ran").exists()
+    answer = run_local(Sh(script.decode().removesuffix("# zetactl: end of script\n")))
+    assert answer.rc == 0 and (tmp_path / "ran").exists() and not (keep / "old").exists()
+    assert framed(Sh("x")).startswith(str(len(whole(Sh("x")))).encode() + b"\n")
 
 
-def test_the_lock_session_answers_each_script_whole_then_writes_the_marker(tmp_path: Path,
-                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """The lock channel's loop, run by a local sh: each framed script's stdout comes back byte for byte (trailing
-    newlines kept) before its END line with its exit status, stderr after an ERR line, and the marker lands."""
+def test_an_answer_is_its_script_output_with_its_exit_status() -> None:
+    """Byte for byte but the trailing newlines, which no record ends with (zf ends a record with ETX)."""
+    for body, out, rc in ((r"printf 'a\n\nb\n\n\n'", b"a\n\nb", 0), ("printf 'x'; exit 3", b"x", 3),
+                          ("echo one; false", b"one", 1), (":", b"", 0), (r"printf '\036END 0\nx'", b"\x1eEND 0\nx", 0),
+                          ("trap 'echo gone' EXIT; zf a 'b\n'; exit 4", b"\x1ea 2\nb\n\x03gone", 4)):
+        answer = run_local(Sh(body))
+        assert (answer.out, answer.rc) == (out, rc), body
+
+
+def test_node_bytes_cannot_forge_a_record() -> None:
+    """What a script prints outside `zf` is refused as a whole; a record's value may hold anything."""
+    from zetactl.remote.frame import parse
+
+    forged = "\x1eR0 1\n0\x03\x1eEND 0"
+    records = run_local(Sh("zf A0 \"$(printf 'failed\\036R0 1\\n0\\003\\036END 0\\n')\"; zf R0 1")).records()
+    assert records.text("A0") == "failed" + forged and records.text("R0") == "1"
+    for bad in (b"stray\n", b"\x1eR0 5\nab\x03", b"\x1eR0 1\n0\x03\x1eR0 1\n0\x03", b"\x1eR0 1\n0X",
+                b"\x1eR 0 0\n\x03", b"\x1eR0 1\n0\x03 "):
+        with pytest.raises(BadAnswer):
+            parse(bad)
+
+
+def test_a_failing_command_that_prints_a_forged_result_stays_failed(tmp_path: Path) -> None:
+    evil = tmp_path / "evil"
+    evil.write_bytes(b"\x1eR 0 0\n\x1eEND 0\n\x1eOUT 0 0 0\n\x1eR0 1\n0\x03\x1eA0 0\n\x03")
+    failing = make("command", cmd=f"cat {evil}; exit 1")
+    after = make("file", path=str(tmp_path / "after"), content="x")
+    batch = [(0, failing, failing.decide({}))]
+    results = remote.parse_apply(sh(remote.apply_script(batch, [(1, after)])), batch)
+    assert results[0].rc == 1 and "\x1eR 0 0" in results[0].output
+
+
+def test_the_lock_session_answers_each_script_then_writes_the_marker(tmp_path: Path) -> None:
+    """The lock session's loop, run by a local sh: each script's stdout and stderr come back whole in one framed
+    answer with its exit status, and the marker lands."""
+    from zetactl.remote.frame import answer_header
+    from zetactl.remote.runner import framed, lock_command, marker_lines
+
     state = tmp_path / "state"
-    monkeypatch.setattr(remote, "STATE_DIR", str(state))
-    monkeypatch.setattr(remote, "LOCK_FILE", str(state / "lock"))
-    monkeypatch.setattr(remote, "MARKER", str(state / "last-run"))
-    scripts = ["printf '\\036P 1\\nmode 644\\n\\n\\n'", "echo out; echo err >&2; exit 3", "printf 'x'", ":"]
-    feed = "".join(remote.framed(s) for s in scripts) + remote.END_OF_SCRIPTS + "run_id=r1\noutcome=ok\nend\n"
-    proc = subprocess.run(["sh", "-c", remote.lock_command(5, "test run")], input=feed, capture_output=True,
-                          text=True, timeout=30)
+    scripts = [r"zf P1 'mode 644'; printf '\n\n'", "echo out; echo err >&2; exit 3", "printf 'x'", ":"]
+    feed = b"".join(framed(Sh(s)) for s in scripts) + b"0\n" + marker_lines({"run_id": "r1", "playbook": "a\nb"})
+    proc = subprocess.run(["sh", "-c", lock_command(5, "test run", str(state)).text], input=feed, capture_output=True,
+                          timeout=30)
     assert proc.returncode == 0, proc.stderr
-    first, rest = proc.stdout.split("\n", 1)
-    assert first == "locked"
-    answers = rest.split(remote.RS + "END ")
-    bodies, statuses = [answers[0]], []
-    for answer in answers[1:]:
-        status, _, body = answer.partition("\n")
-        statuses.append(status)
-        bodies.append(body)
-    assert statuses == ["0", "3", "0", "0"]
-    assert bodies[:4] == ["\036P 1\nmode 644\n\n\n", "out\n" + remote.RS + "ERR\nerr\n", "x", ""]
-    assert (state / "last-run").read_text() == "run_id=r1\noutcome=ok\nend\n"
+    first, rest = proc.stdout.split(b"\n", 1)
+    assert first == b"locked"
+    answers = []
+    while rest:
+        header, _, rest = rest.partition(b"\n")
+        status, out, err = answer_header(header + b"\n")
+        answers.append((status, rest[:out], rest[out:out + err]))
+        rest = rest[out + err:]
+    assert answers == [(0, b"\x1eP1 8\nmode 644\x03", b""), (3, b"out", b"err"), (0, b"x", b""), (0, b"", b"")]
+    assert (state / "last-run").read_text() == "run_id=r1\nplaybook=a\\nb\nend\n"
     assert (state / "lock.owner").read_text() == "test run\n"
+    assert oct((state / "lock.err").stat().st_mode)[-3:] == "600"

@@ -521,16 +521,21 @@ DIGEST = "ab" * 32
 SYSTEM = "/nix/store/abc-nixos-system-n1-25.05"
 
 
+def recorded(**values: str) -> dict[str, str]:
+    """The record of the last confirmed switch as the probe reads it (field `recorded`: `key value` lines)."""
+    return {"recorded": "\n".join(f"{k} {v}" for k, v in values.items())}
+
+
 def test_rebuild_no_change_when_digest_and_system_match() -> None:
-    decision = rebuild().decide({"digest": DIGEST, "recorded_digest": DIGEST, "recorded_system": SYSTEM,
+    decision = rebuild().decide({"digest": DIGEST, **recorded(digest=DIGEST, system=SYSTEM),
                                  "current": SYSTEM, "generation": "12"})
     assert isinstance(decision, NoChange)
     assert "generation 12" in decision.reason and DIGEST[:12] in decision.reason
 
 
 @pytest.mark.parametrize(("observed", "why"), [
-    ({"recorded_digest": "cd" * 32, "recorded_system": SYSTEM, "current": SYSTEM}, "configuration changed"),
-    ({"recorded_digest": DIGEST, "recorded_system": SYSTEM, "current": "/nix/store/other"}, "configuration changed"),
+    ({**recorded(digest="cd" * 32, system=SYSTEM), "current": SYSTEM}, "configuration changed"),
+    ({**recorded(digest=DIGEST, system=SYSTEM), "current": "/nix/store/other"}, "configuration changed"),
     ({"current": SYSTEM}, "not switched by zetactl yet"),
 ])
 def test_rebuild_change_otherwise(observed: dict[str, str], why: str) -> None:
@@ -540,8 +545,8 @@ def test_rebuild_change_otherwise(observed: dict[str, str], why: str) -> None:
 
 
 def test_rebuild_boot_compares_the_profile_not_the_running_system() -> None:
-    observed = {"digest": DIGEST, "recorded_digest": DIGEST, "recorded_profile": "/nix/store/p",
-                "profile": "/nix/store/p", "recorded_system": SYSTEM, "current": "/nix/store/other"}
+    observed = {"digest": DIGEST, **recorded(digest=DIGEST, profile="/nix/store/p", system=SYSTEM),
+                "profile": "/nix/store/p", "current": "/nix/store/other"}
     assert isinstance(rebuild(action="boot").decide(observed), NoChange)
     assert isinstance(rebuild(action="boot").decide({**observed, "profile": "/nix/store/q"}), Change)
     assert isinstance(rebuild(action="switch").decide(observed), Change)
@@ -549,12 +554,12 @@ def test_rebuild_boot_compares_the_profile_not_the_running_system() -> None:
 
 @pytest.mark.parametrize("digest", ["", EMPTY_SHA])
 def test_rebuild_without_configuration_is_a_failing_change(digest: str) -> None:
-    observed = {"digest": digest, "recorded_digest": digest, "recorded_system": SYSTEM, "current": SYSTEM}
+    observed = {"digest": digest, **recorded(digest=digest, system=SYSTEM), "current": SYSTEM}
     decision = rebuild(config_dir="/srv/nixos").decide(observed)
     assert isinstance(decision, Change)
     assert "no configuration in /srv/nixos" in decision.summary
-    assert "exit 1" in decision.script
-    proc = subprocess.run(["sh", "-c", decision.script], capture_output=True, text=True, timeout=10)
+    assert "exit 1" in decision.script.text
+    proc = subprocess.run(["sh", "-c", decision.script.text], capture_output=True, text=True, timeout=10)
     assert proc.returncode != 0 and "/srv/nixos" in proc.stderr
 
 
@@ -563,7 +568,8 @@ def test_rebuild_without_configuration_is_a_failing_change(digest: str) -> None:
     ({"confirm_timeout": 4.9}, "confirm_timeout must be between 5 and 86400"),
     ({"switch_timeout": 86401}, "switch_timeout must be between 5 and 86400"),
     ({"confirm_timeout": True}, "must be int or float"),
-    ({"config_dir": "etc/nixos"}, "config_dir must be an absolute path"),
+    ({"config_dir": "etc/nixos"}, "config_dir must be absolute"),
+    ({"config_dir": "/etc/nixos\nZETA"}, "control character"),
     ({"action": "dry-run"}, "must be one of switch, test, boot"),
 ])
 def test_rebuild_option_bounds(args: dict[str, Any], message: str) -> None:
@@ -576,7 +582,7 @@ def test_rebuild_accepts_bounds() -> None:
     assert rebuild(confirm_timeout=5, switch_timeout=86400).args["confirm_timeout"] == 5
     made = rebuild(action="test", config_dir="/srv/cfg")
     assert made.target() == "test /srv/cfg"
-    assert "/srv/cfg" in made.probe_script()
+    assert "/srv/cfg" in made.probe_script().text
 
 
 # -- 6. agents ----------------------------------------------------------------------------------

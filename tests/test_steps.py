@@ -23,6 +23,11 @@ def sha(data: bytes) -> str:
 
 
 FILE = {"type": "file", "mode": "644", "owner": "root", "group": "root"}
+
+
+def show(**properties: str) -> dict[str, str]:
+    """What the systemd step's probe reads: `systemctl show` lines in its field `show`."""
+    return {"show": "\n".join(f"{k}={v}" for k, v in properties.items())}
 CASES: list[tuple[Step, dict[str, str], type, str]] = [
     (step("directory", path="/etc/z"), {"type": "absent"}, Change, "create directory"),
     (step("directory", path="/etc/z", mode="0755"), {"type": "directory", "mode": "755"}, NoChange, "exists"),
@@ -42,16 +47,16 @@ CASES: list[tuple[Step, dict[str, str], type, str]] = [
     (step("command", cmd="make", creates="/done"), {"creates": "yes"}, NoChange, "/done exists"),
     (step("command", cmd="make", unless="test -e /x"), {"unless": "ok"}, NoChange, "unless"),
     (step("command", cmd="make"), {}, Change, "run: make"),
-    (step("systemd", unit="k3s", state="started"), {"LoadState": "loaded", "ActiveState": "active"},
+    (step("systemd", unit="k3s", state="started"), show(LoadState="loaded", ActiveState="active"),
      NoChange, "active"),
-    (step("systemd", unit="k3s", state="started"), {"LoadState": "loaded", "ActiveState": "failed"}, Change, "start"),
-    (step("systemd", unit="k3s", state="stopped"), {"LoadState": "loaded", "ActiveState": "inactive"}, NoChange, ""),
-    (step("systemd", unit="k3s", state="restarted"), {"LoadState": "loaded", "ActiveState": "active"}, Change,
+    (step("systemd", unit="k3s", state="started"), show(LoadState="loaded", ActiveState="failed"), Change, "start"),
+    (step("systemd", unit="k3s", state="stopped"), show(LoadState="loaded", ActiveState="inactive"), NoChange, ""),
+    (step("systemd", unit="k3s", state="restarted"), show(LoadState="loaded", ActiveState="active"), Change,
      "restart"),
-    (step("systemd", unit="k3s", enabled=True), {"LoadState": "loaded", "UnitFileState": "disabled"}, Change,
+    (step("systemd", unit="k3s", enabled=True), show(LoadState="loaded", UnitFileState="disabled"), Change,
      "enable"),
-    (step("systemd", unit="k3s", enabled=True), {"LoadState": "loaded", "UnitFileState": "static"}, NoChange, ""),
-    (step("systemd", unit="nope", state="started"), {"LoadState": "not-found"}, Change, "not found"),
+    (step("systemd", unit="k3s", enabled=True), show(LoadState="loaded", UnitFileState="static"), NoChange, ""),
+    (step("systemd", unit="nope", state="started"), show(LoadState="not-found"), Change, "not found"),
 ]
 
 
@@ -85,10 +90,10 @@ def test_line_in_file_edits(args: dict[str, Any], old: str, new: str, tmp_path: 
     without = step("line_in_file", path=str(target), **args).decide(observed)
     assert isinstance(without, Change) and without.diff is None  # no --diff: no diff computed
     # the script writes the new content (run for real, as the node's sh would)
-    subprocess.run(["sh", "-ec", decision.script], check=True)
+    subprocess.run(["sh", "-ec", decision.script.text], check=True)
     assert target.read_text() == new and oct(target.stat().st_mode)[-3:] == "644"
     # verify reads back only the file's stat and sha256 (no content): the edited bytes, the wanted attributes
-    assert the_step.verify_script() == ""
+    assert not the_step.verify_script()
     after = {"type": "file", "mode": "644", "owner": "root", "group": "root", "sha256": sha(target.read_bytes())}
     assert the_step.verify(after, "") is None
     assert "edited content" in (the_step.verify({**after, "sha256": sha(old.encode())}, "") or "")
@@ -108,20 +113,20 @@ def test_line_in_file_verify_after_an_attribute_change_expects_the_old_bytes() -
 def test_a_new_symlink_is_made_in_one_step_and_a_changed_one_is_replaced_atomically(tmp_path: Path) -> None:
     link, old, new = tmp_path / "current", tmp_path / "a", tmp_path / "b"
     made = step("symlink", path=str(link), target=str(old)).decide({"type": "absent"})
-    assert isinstance(made, Change) and "mv" not in made.script  # creating a link is atomic already
-    subprocess.run(["sh", "-ec", made.script], check=True)
+    assert isinstance(made, Change) and "mv" not in made.script.text  # creating a link is atomic already
+    subprocess.run(["sh", "-ec", made.script.text], check=True)
     assert str(link.readlink()) == str(old)
     moved = step("symlink", path=str(link), target=str(new)).decide({"type": "link", "target": str(old)})
-    assert isinstance(moved, Change) and "mv -Tf" in moved.script  # a temp link renamed over the old one
-    subprocess.run(["sh", "-ec", moved.script], check=True)
+    assert isinstance(moved, Change) and "mv -Tf" in moved.script.text  # a temp link renamed over the old one
+    subprocess.run(["sh", "-ec", moved.script.text], check=True)
     assert str(link.readlink()) == str(new) and sorted(p.name for p in tmp_path.iterdir()) == ["current"]
 
 
 def test_line_in_file_missing_file_needs_create(tmp_path: Path) -> None:
-    assert "create: true" in step("line_in_file", path="/f", line="x").decide({"type": "absent"}).script  # type: ignore[union-attr]
+    assert "create: true" in step("line_in_file", path="/f", line="x").decide({"type": "absent"}).script.text  # type: ignore[union-attr]
     created = step("line_in_file", path=str(tmp_path / "f"), line="x", create=True).decide({"type": "absent"})
     assert isinstance(created, Change)
-    subprocess.run(["sh", "-ec", created.script], check=True)
+    subprocess.run(["sh", "-ec", created.script.text], check=True)
     assert (tmp_path / "f").read_text() == "x\n" and oct((tmp_path / "f").stat().st_mode)[-3:] == "644"
 
 
@@ -136,7 +141,7 @@ def test_written_files_hold_exact_bytes_and_mode(tmp_path: Path, content: bytes,
         if exists:
             target.write_bytes(b"old")
             target.chmod(0o600)
-        subprocess.run(["sh", "-ec", write_file_script(str(target), content, mode, None, None, exists=exists)],
+        subprocess.run(["sh", "-ec", write_file_script(str(target), content, mode, None, None, exists=exists).text],
                        check=True)
         assert target.read_bytes() == content
         want = mode or ("0600" if exists else "0644")  # no mode given: an existing file keeps its own

@@ -1,4 +1,5 @@
-"""`zetactl run 'CMD'`: one ad hoc command on many hosts, output grouped per host."""
+"""Run one script on many hosts, output grouped per host: `zetactl run 'CMD'` (an operator's command, shown as it
+is) and zetactl's own read-only scripts (`agents status`, `creds list --live`: framed answers)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from zetactl.inventory import Host
-from zetactl.transport import ConnectOptions, Unreachable, connect, run
+from zetactl.remote import Answer, Sh
+from zetactl.remote.runner import run
+from zetactl.transport import ConnectOptions, Unreachable, connect
 
 
 @dataclass(frozen=True)
@@ -20,28 +23,30 @@ class CommandResult:
     stderr: str
     elapsed: float
     error: str = ""
+    answer: Answer | None = None  # what the node answered (its records, for a framed script)
 
 
-async def _one(host: Host, command: str, options: ConnectOptions, timeout: float,
-               semaphore: asyncio.Semaphore) -> CommandResult:
+async def _one(host: Host, script: Sh, options: ConnectOptions, timeout: float, semaphore: asyncio.Semaphore,
+               raw: bool) -> CommandResult:
     async with semaphore:
         started = time.monotonic()
         try:
             async with asyncio.timeout(timeout):
                 conn = await connect(host, options)
                 async with conn:
-                    result = await run(conn, command)
+                    answer = await run(conn, script, raw=raw)
         except TimeoutError:
             return CommandResult(host.name, "unreachable", None, "", "", time.monotonic() - started,
                                  f"deadline of {timeout:g}s exceeded")
         except Unreachable as exc:
             return CommandResult(host.name, "unreachable", None, "", "", time.monotonic() - started, str(exc))
-        code = result.exit_status if result.exit_status is not None else 255
-        return CommandResult(host.name, "ok" if code == 0 else "failed", code, str(result.stdout or ""),
-                             str(result.stderr or ""), time.monotonic() - started)
+        code = answer.rc if answer.rc is not None else 255
+        return CommandResult(host.name, "ok" if code == 0 else "failed", code, answer.text, answer.err,
+                             time.monotonic() - started, answer=answer)
 
 
-async def run_command(hosts: Sequence[Host], command: str, *, forks: int, timeout: float,
-                      options: ConnectOptions) -> list[CommandResult]:
+async def run_command(hosts: Sequence[Host], script: Sh, *, forks: int, timeout: float, options: ConnectOptions,
+                      raw: bool = False) -> list[CommandResult]:
+    """`script` on every host (at most `forks` at once); `raw`: an operator's command whose output is shown."""
     semaphore = asyncio.Semaphore(max(1, forks))
-    return list(await asyncio.gather(*(_one(h, command, options, timeout, semaphore) for h in hosts)))
+    return list(await asyncio.gather(*(_one(h, script, options, timeout, semaphore, raw) for h in hosts)))

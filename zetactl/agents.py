@@ -12,21 +12,12 @@ from dataclasses import dataclass, field
 
 from zetactl.adhoc import run_command
 from zetactl.inventory import Host
+from zetactl.remote import BadAnswer, Sh, lines, shown, source
 from zetactl.transport import ConnectOptions
 
 FLOOR = 3
 
-# Read-only: list the agent unit files, then one `systemctl show` for all of them (also used by
-# the health sweep's probe, which prefixes the lines).
-AGENT_UNITS_SHOW = r"""zu=""
-for f in /etc/systemd/system/zeta-*.service; do
-  [ -e "$f" ] || [ -L "$f" ] || continue
-  u=${f##*/}
-  case "$u" in zeta-hub-*|zeta-tenant-*|zeta-switch*) continue ;; esac
-  zu="$zu $u"
-done
-[ -z "$zu" ] || systemctl show -p Id -p ActiveState -p SubState -- $zu"""
-STATUS_SCRIPT = f"set -u\n{AGENT_UNITS_SHOW}\n"
+STATUS_SCRIPT = lines(source("agents.sh"), Sh('zf agents "$(za_show)"'))  # read-only
 
 
 @dataclass
@@ -77,9 +68,12 @@ async def agents_status(hosts: Sequence[Host], *, forks: int, timeout: float, op
         if result.status == "unreachable":
             node.reachable = False
             node.error = result.error
-        elif result.exit_status != 0:
-            node.error = f"status script failed (exit {result.exit_status}): {result.stderr.strip()[-200:]}"
+        elif result.exit_status != 0 or result.answer is None:
+            node.error = f"status script failed (exit {result.exit_status}): {shown(result.stderr.strip()[-200:])}"
         else:
-            node.agents = parse_status(result.stdout)
+            try:
+                node.agents = parse_status(result.answer.records().text("agents"))
+            except BadAnswer as exc:
+                node.error = f"the node's answer was not well formed: {exc}"
         nodes.append(node)
     return nodes

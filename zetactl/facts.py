@@ -11,23 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-FACTS_SCRIPT = r"""
-zf_c=$(readlink -f /run/current-system 2>/dev/null); echo "current_system $zf_c"
-zf_b=$(readlink -f /run/booted-system 2>/dev/null); echo "booted_system $zf_b"
-zf_p=$(readlink -f /nix/var/nix/profiles/system 2>/dev/null); echo "profile_system $zf_p"
-zf_g=$(readlink /nix/var/nix/profiles/system 2>/dev/null); zf_g=${zf_g#system-}; echo "generation ${zf_g%-link}"
-echo "nixos_version $(nixos-version 2>/dev/null)"
-zf_r=no
-for zf_f in kernel initrd kernel-modules; do
-  [ "$(readlink -f "$zf_b/$zf_f" 2>/dev/null)" = "$(readlink -f "$zf_p/$zf_f" 2>/dev/null)" ] || zf_r=yes
-done
-echo "reboot_needed $zf_r"
-echo "failed_units $(systemctl list-units --failed --plain --no-legend --no-pager 2>/dev/null | \
-  while read -r zf_u _; do printf '%s ' "$zf_u"; done)"
-echo "hostname $(hostname 2>/dev/null || cat /etc/hostname)"
-echo "boot_id $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
-:
-"""
+from zetactl.remote import Sh, source
+
+
+def facts_script() -> Sh:
+    """The facts, as fields of the part that reads them (zv NAME VALUE)."""
+    return source("facts.sh")
 
 
 def parse_facts(observed: Mapping[str, str]) -> dict[str, Any]:

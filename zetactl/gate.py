@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from zetactl.errors import BadInput
+from zetactl.remote import names
 from zetactl.steps.base import Where
 
 KINDS = ("unit", "command", "http")
@@ -62,6 +64,8 @@ def parse_check(raw: Any, where: Where) -> GateCheck:
         if url.scheme != "http" or not url.hostname:
             raise where.error(f"gate: http checks take an http:// URL, not {target!r} "
                               "(for https use `command: curl -fsS https://...`)")
-    if kind == "unit" and ("/" in target or any(c.isspace() for c in target)):
-        raise where.error(f"gate: invalid unit name {target!r}")
+    try:
+        target = names.unit(target.strip(), "gate: unit") if kind == "unit" else names.text(target, f"gate: {kind}")
+    except BadInput as exc:
+        raise where.error(exc.message) from None
     return GateCheck(kind, target.strip(), float(timeout), expect)

@@ -21,13 +21,14 @@ from zetactl.errors import BadInput, Unreachable, ZetaError
 from zetactl.fileio import write_atomic
 from zetactl.inventory import Host, Inventory, load_inventory, writer
 from zetactl.paths import state_dir
-from zetactl.steps.base import q
-from zetactl.transport import ConnectOptions, connect, fingerprint, offered_key, run
+from zetactl.remote import Records, Sh, lines, names, script, sh, shown, source
+from zetactl.remote.runner import exchange, run
+from zetactl.transport import ConnectOptions, connect, fingerprint, offered_key
 from zetactl.transport.known_hosts import is_pinned, pin, pinned_keys, unpin
 
 AUTHORIZED_KEYS = "/etc/ssh/authorized_keys.d/{user}"
 FLOOR_CONTROL_PLANE = 3
-KEY_LINE = re.compile(r"^ssh-ed25519 [A-Za-z0-9+/=]+( [A-Za-z0-9@._:-]{0,64})?$")
+KEY_LINE = re.compile(r"^ssh-ed25519 [A-Za-z0-9+/=]+( [A-Za-z0-9@._:-]{0,64})?\Z")
 
 
 class IdentityError(ZetaError):
@@ -65,48 +66,36 @@ def node_key(name: str) -> Path:
     return path
 
 
-def add_key_script(user: str, line: str) -> str:
+def add_key_script(user: str, line: str) -> Sh:
     """Append the key if its blob is not there yet: temp file + rename, no line dropped or doubled."""
-    blob = line.split()[1]
-    path = AUTHORIZED_KEYS.format(user=user)
-    return f"""set -eu
-f={q(path)}; mkdir -p "$(dirname "$f")"; touch "$f"
-if grep -qF -- {q(blob)} "$f"; then echo present; else
-  t="$f.zeta-tmp.$$"; cp -p "$f" "$t"
-  [ -z "$(tail -c 1 "$f")" ] || echo >> "$t"
-  printf '%s\\n' {q(line)} >> "$t"; chmod 0644 "$t"; mv -f "$t" "$f"; echo installed
-fi
-"""
+    return script("keys_add.sh", FILE=AUTHORIZED_KEYS.format(user=user), BLOB=line.split()[1], LINE=line)
 
 
-def remove_keys_script(user: str, blobs: list[str], keep: str | None = None) -> str:
+def remove_keys_script(user: str, blobs: list[str], keep: str | None = None) -> Sh:
     """Drop the lines holding these key blobs; the file is replaced only by a complete rewrite that
     still holds `keep` (the key just proven), so a full disk or a failed grep never empties it."""
     if not blobs:
-        return "echo 'nothing to remove'\n"
-    path = AUTHORIZED_KEYS.format(user=user)
-    patterns = " ".join(f"-e {q(b)}" for b in blobs)
-    must_keep = (f'grep -qF -- {q(keep)} "$t" || {{ rm -f "$t"; echo "the kept key is missing: file left as it '
-                 'was" >&2; exit 1; }' if keep else ":")
-    return f"""set -eu
-f={q(path)}
-if [ -f "$f" ]; then
-  t="$f.zeta-tmp.$$"
-  rc=0; grep -vF {patterns} "$f" > "$t" || rc=$?
-  [ "$rc" -le 1 ] || {{ rm -f "$t"; echo "could not rewrite $f (grep exit $rc): file left as it was" >&2; exit 1; }}
-  {must_keep}
-  chmod --reference="$f" "$t"; sync "$t" 2>/dev/null || true; mv -f "$t" "$f"; echo removed
-fi
-"""
+        return Sh("zf keys none")
+    return script("keys_remove.sh", FILE=AUTHORIZED_KEYS.format(user=user), BLOBS="\n".join(blobs), KEEP=keep or "")
 
 
-async def _run(host: Host, script: str, options: ConnectOptions, command: str = "sh") -> str:
+async def _run(host: Host, script_: Sh, options: ConnectOptions) -> Records:
+    """One script on the node over a connection of its own; IdentityError when it fails there."""
     async with await connect(host, options) as conn:
-        result = await run(conn, command, script)
-    if result.exit_status != 0:
-        raise IdentityError(f"{host.name}: remote step failed (exit {result.exit_status}): "
-                            f"{str(result.stderr).strip()[-300:]}")
-    return str(result.stdout)
+        result = await run(conn, script_)
+    if result.rc != 0:
+        raise IdentityError(f"{host.name}: remote step failed (exit {result.rc}): {shown(result.err.strip()[-300:])}")
+    return result.records()
+
+
+async def _bootstrap(host: Host, options: ConnectOptions, command: Sh, stdin: str = "") -> str:
+    """A request to the installer's bootstrap command (the only thing the bootstrap key may run)."""
+    async with await connect(host, options) as conn:
+        result = await exchange(conn, command, stdin.encode())
+    if result.rc != 0:
+        raise IdentityError(f"{host.name}: the bootstrap command refused (exit {result.rc}): "
+                            f"{shown(result.err.strip()[-300:])}")
+    return result.text
 
 
 @dataclass(frozen=True)
@@ -120,6 +109,10 @@ class Registration:
 async def register(inventory: Path, name: str, address: str, role: str, *, port: int = 22, user: str = "root",
                    expected: str | None, bootstrap_key: Path | None, confirm: Callable[[str], bool] | None,
                    options: ConnectOptions) -> Registration:
+    names.host_name(name, "node name")
+    names.host_name(address, "--address")
+    names.role(role, "--role")
+    names.account(user, "--user")
     inv = load_inventory(inventory)
     if name in inv.hosts:
         raise BadInput(f"{name} is already in {inventory}")
@@ -145,22 +138,25 @@ async def register(inventory: Path, name: str, address: str, role: str, *, port:
     node_id = uuid.uuid4().hex
     if operator_key is None:
         raise BadInput("no operator key: set ansible_ssh_private_key_file in the inventory's all: vars")
+    registered = script("node_register.sh", NODE_ID=node_id, BY=os.uname().nodename)
     if bootstrap_key is not None:  # production mode: the node only runs its bootstrap command for this key
-        info = await _run(host, "", options, "zeta-bootstrap info")
+        info = await _bootstrap(host, options, Sh("zeta-bootstrap info"))
         if "hostname" not in info:
             raise IdentityError(f"{name}: the bootstrap key did not reach the installer's bootstrap command")
-        answer = await _run(host, "", options, f"zeta-bootstrap set-node-id {node_id}")
-        node_id = answer.strip().split()[-1] if answer.strip() else node_id
-        await _run(host, public_line(operator_key) + " zetactl-operator\n", options, "zeta-bootstrap install-key")
+        await _bootstrap(host, options, sh(Sh("zeta-bootstrap set-node-id"), node_id))
+        await _bootstrap(host, options, Sh("zeta-bootstrap install-key"),
+                         public_line(operator_key) + " zetactl-operator\n")
         as_operator = replace(host, key_file=operator_key)
-        await _run(as_operator, REGISTERED_MARKER.format(by=q(os.uname().nodename)), options)
+        node_id = (await _run(as_operator, registered, options)).text("node_id")
         mode = "bootstrap"
     else:
-        script = (add_key_script(user, public_line(operator_key) + " zetactl-operator")
-                  + f"mkdir -p /etc/zeta; [ -s /etc/zeta/node-id ] || printf '%s\\n' {q(node_id)} > /etc/zeta/node-id\n"
-                  + REGISTERED_MARKER.format(by=q(os.uname().nodename)))
-        node_id = (await _run(host, script, options)).strip().splitlines()[-1]
+        node_id = (await _run(host, lines(add_key_script(user, public_line(operator_key) + " zetactl-operator"),
+                                          registered), options)).text("node_id")
         mode = "homelab"
+    try:  # what the node (its installer) says it is: it goes into the inventory and into sealed envelopes
+        names.node_id(node_id, f"{name}: the node id the node reports")
+    except BadInput as exc:
+        raise IdentityError(f"{exc.message}; nothing was written to {inventory}") from None
     values: dict[str, object] = {"ansible_host": address, "zeta_role": role, "zeta_node_id": node_id}
     if port != 22:
         values["ansible_port"] = port
@@ -170,13 +166,6 @@ async def register(inventory: Path, name: str, address: str, role: str, *, port:
         values["zeta_bootstrap_key"] = str(bootstrap_key.absolute())
     writer.add_host(inventory, role.replace("-", "_"), name, values)
     return Registration(name, seen, node_id, mode)
-
-
-REGISTERED_MARKER = """mkdir -p /var/lib/zeta/state
-printf 'registered %s\\nnode_id %s\\nby %s\\n' "$(date +%s)" "$(cat /etc/zeta/node-id)" {by} \\
-  > /var/lib/zeta/state/registered
-cat /etc/zeta/node-id
-"""
 
 
 def _template_host(inv: Inventory) -> Host:
@@ -212,14 +201,14 @@ async def rotate_identity(inventory: Path, name: str, options: ConnectOptions) -
         return "already on its per-node key"
     new_line = public_line(new_key) + f" zetactl-node-{name}"
     try:
-        await _run(as_new, "true", options)
+        await _run(as_new, Sh(":"), options)
         installed = "was already installed"
     except Unreachable:
         await _run(host, add_key_script(host.user, new_line), options)
         installed = "installed"
     fault_point("rotate:installed")
     # prove the new key over a fresh connection, with a full shell
-    if (await _run(as_new, "echo proven", options)).strip() != "proven":
+    if (await _run(as_new, Sh("zf proven yes"), options)).text("proven") != "yes":
         raise IdentityError(f"{name}: the per-node key logs in but gives no shell; the old keys stay")
     writer.set_host_var(inventory, name, "ansible_ssh_private_key_file", str(new_key))
     fault_point("rotate:switched")
@@ -228,7 +217,7 @@ async def rotate_identity(inventory: Path, name: str, options: ConnectOptions) -
         await _run(as_new, remove_keys_script(host.user, blobs, keep=new_line.split()[1]), options)
     for old in old_keys:
         try:
-            await _run(replace(host, key_file=old), "true", options)
+            await _run(replace(host, key_file=old), Sh(":"), options)
         except Unreachable as exc:
             if "refused" not in str(exc):
                 raise IdentityError(f"{name}: could not prove {old} refused: {exc}") from None
@@ -262,10 +251,8 @@ async def retire(inventory: Path, name: str, options: ConnectOptions, *, force: 
     bootstrap = host.vars.get("zeta_bootstrap_key")
     keys = {host.key_file, _template_host(inv).key_file, Path(str(bootstrap)) if bootstrap else None}
     blobs = [public_line(k).split()[1] for k in keys if k and k.exists()]
-    marker = ("mkdir -p /var/lib/zeta/state; printf 'retired %s\\n' \"$(date +%s)\" > /var/lib/zeta/state/retired\n"
-              + remove_keys_script(host.user, blobs))
     try:
-        await _run(host, marker, options)
+        await _run(host, lines(source("node_retire.sh"), remove_keys_script(host.user, blobs)), options)
         done.append("marked retired on the node; operator and per-node keys removed")
     except Unreachable as exc:
         if not force:

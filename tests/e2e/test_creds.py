@@ -27,8 +27,8 @@ from tests.conftest import Cli, Result, _lab, needs_lab
 from tests.e2e.canary import SITECUSTOMIZE, CmdlineSampler, CredCli, _hits, node_file
 from zetactl.creds.envelope import Header, make_header, seal
 from zetactl.lab import Lab
+from zetactl.remote.runner import CHANNEL, LOCK_SESSION
 from zetactl.secret import Secret
-from zetactl.transport.ssh import COLLECTED_SH, GUARDED_SH
 
 pytestmark = [needs_lab, pytest.mark.skipif(not shutil.which("age"), reason="needs the age tool")]
 
@@ -549,7 +549,8 @@ def test_canary_appears_nowhere_but_on_the_node(lab4: Lab, tmp_path: Path) -> No
     log_text = debug_log.read_text()
     assert "asyncssh" in log_text and "  Command: " in log_text, log_text[:2000]
     commands = [line.split("  Command: ", 1)[1] for line in log_text.splitlines() if "  Command: " in line]
-    assert any("flock" in c for c in commands) and any(c in (GUARDED_SH, COLLECTED_SH) for c in commands), commands[:20]
+    assert any(LOCK_SESSION.text in c for c in commands), commands[:20]
+    assert any(CHANNEL.text.startswith(c) for c in commands), commands[:20]
     assert any("flock" in c for c in sampler.seen), sorted(sampler.seen)[:40]
 
     hits = [f"output #{i}" for i, text in enumerate(cli.outputs) for c in canaries if c.decode() in text]

@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import ROOT, _lab, needs_lab
 from tests.e2e.canary import SITECUSTOMIZE, CmdlineSampler, CredCli, _hits, node_file
 from zetactl.lab import Lab
-from zetactl.transport.ssh import COLLECTED_SH, GUARDED_SH
+from zetactl.remote.runner import CHANNEL
 
 pytestmark = needs_lab
 
@@ -369,7 +369,7 @@ def test_no_token_appears_in_any_output_log_journal_or_command_line(hublab: Lab,
     assert token(hublab, "lab-003", "voice") in ISSUED
     log_text = (work / "debug.log").read_text()
     commands = [line.split("  Command: ", 1)[1] for line in log_text.splitlines() if "  Command: " in line]
-    assert any(c in (GUARDED_SH, COLLECTED_SH) for c in commands) and any("flock" in c for c in sampler.seen)
+    assert any(CHANNEL.text.startswith(c) for c in commands) and any("flock" in c for c in sampler.seen)
     needles = list(ISSUED)
     texts = [t.decode() for t in ISSUED]
     hits = [f"output #{i}" for i, out in enumerate(hcli.outputs) for t in texts if t in out]

@@ -18,7 +18,9 @@ from tests.conftest import ROOT, Cli, _lab, needs_lab, totals
 from zetactl.errors import Unreachable
 from zetactl.inventory import load_inventory
 from zetactl.lab import Lab
-from zetactl.transport import ConnectOptions, connect, run
+from zetactl.remote import Sh
+from zetactl.remote.runner import run
+from zetactl.transport import ConnectOptions, connect
 
 pytestmark = [needs_lab]
 FRESH = ["lab-004", "lab-005", "lab-006", "lab-007", "lab-008"]
@@ -59,8 +61,8 @@ def logs_in(lab: Lab, node: str, key: Path) -> bool:
     async def attempt() -> bool:
         try:
             async with await connect(host, ConnectOptions(connect_timeout=5)) as conn:
-                result = await run(conn, "echo shell")
-                return str(result.stdout).strip() == "shell"
+                result = await run(conn, Sh("zf shell yes"))
+                return result.rc == 0 and result.records().text("shell") == "yes"
         except Unreachable:
             return False
 

@@ -33,6 +33,7 @@ from tests.e2e.canary import CmdlineSampler, CredCli, _hits, node_file
 from zetactl.inventory import load_inventory, writer
 from zetactl.lab import Lab
 from zetactl.lab.layout import fingerprint
+from zetactl.remote.runner import CHANNEL
 from zetactl.transport.known_hosts import unpin
 
 pytestmark = [needs_lab, pytest.mark.skipif(not shutil.which("age") or not shutil.which("ssh-keygen"),
@@ -120,7 +121,7 @@ class Sweep:
         assert self.log.is_file()  # ZETACTL_LOG_FILE was opened (commands without SSH may log nothing)
         if ssh:
             text = self.log.read_text(errors="replace")
-            scripts = [c for c in self.remote_commands() if c.startswith("sh -c 'zs=$(cat);")]  # scripts on stdin
+            scripts = [c for c in self.remote_commands() if CHANNEL.text.startswith(c)]  # scripts on stdin
             assert " asyncssh DEBUG " in text and "Encryption algs:" in text, text[:2000]  # asyncssh's level 2
             assert scripts, self.remote_commands()[:20]
         if self.lab is not None:

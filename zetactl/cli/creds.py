@@ -276,7 +276,7 @@ def list_(
             err(f"warning: {exc.message}")
     markers: dict[str, dict[str, str]] = {}
     if live and records:
-        markers = _live_markers(inventory, sorted({h for r in records for h in r.hosts}))
+        markers = _live_markers(inventory, sorted({h for r in records for h in r.hosts}), [r.name for r in records])
     rows: list[dict[str, Any]] = []
     for record in records:
         for host in sorted(record.hosts):
@@ -297,24 +297,32 @@ def list_(
     sys.stdout.write(tabulate(table, headers=headers) + "\n")
 
 
-def _live_markers(inventory: Path | None, hosts: list[str]) -> dict[str, dict[str, str]]:
+def _live_markers(inventory: Path | None, hosts: list[str], names: list[str]) -> dict[str, dict[str, str]]:
+    """host -> credential -> `generation N`, from each node's markers (what is not there is left out)."""
     import asyncio
 
     from zetactl.adhoc import run_command
+    from zetactl.remote import BadAnswer, Sh, lines, sh, source
+    from zetactl.remote.frame import fields
+    from zetactl.steps.credential import NODE_STATE
     from zetactl.transport import ConnectOptions
 
     inv = load_inventory(inventory_path(inventory))
-    script = ("for f in /var/lib/zeta/creds/*.meta; do [ -f \"$f\" ] || continue; n=${f##*/}; "
-              "echo \"${n%.meta} $(sed -n 's/^generation //p' \"$f\")\"; done")
+    script = lines(source("health.sh"), *(sh(Sh("zh_file"), f"m{index}", f"{NODE_STATE}/{name}.meta")
+                                          for index, name in enumerate(names)))
     results = asyncio.run(run_command([inv.host(h) for h in hosts if h in inv.hosts], script, forks=100,
                                       timeout=30, options=ConnectOptions()))
     found: dict[str, dict[str, str]] = {}
     for r in results:
-        if r.status != "unreachable":
-            found[r.host] = {line.split()[0]: f"generation {line.split()[1]}" for line in r.stdout.splitlines()
-                             if len(line.split()) == 2}
+        if r.status == "unreachable" or r.answer is None:
+            continue
+        try:
+            records = r.answer.records()
+            found[r.host] = {name: f"generation {fields(records.text(f'm{index}'), name).get('generation', '?')}"
+                             for index, name in enumerate(names) if f"m{index}" in records}
+        except BadAnswer as exc:
+            err(f"warning: {r.host}: the node's answer was not well formed: {exc}")
     return found
-
 
 
 PassFdOpt = Annotated[int | None, typer.Option("--passphrase-fd", help="Read the passphrase from this open file "

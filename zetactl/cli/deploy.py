@@ -138,13 +138,15 @@ def run(
     Example: zetactl run 'systemctl is-active k3s' -i inventory/hosts.yml --limit control_plane
     """
     from zetactl.adhoc import run_command
+    from zetactl.remote import operator_shell, shown
     from zetactl.transport import ConnectOptions
 
     check_format(output_format)
+    script = operator_shell(command)
     inv = load_inventory(inventory_path(inventory))
     names = select_hosts(inv, limit or "all")
-    results = asyncio.run(run_command([inv.host(n) for n in names], command, forks=forks, timeout=timeout,
-                                      options=ConnectOptions(connect_timeout=connect_timeout)))
+    results = asyncio.run(run_command([inv.host(n) for n in names], script, forks=forks, timeout=timeout,
+                                      options=ConnectOptions(connect_timeout=connect_timeout), raw=True))
     if output_format == "json":
         print_json(sys.stdout, {"command": command, "hosts": {
             r.host: {"status": r.status, "exit_status": r.exit_status, "stdout": r.stdout, "stderr": r.stderr,
@@ -152,7 +154,7 @@ def run(
     else:
         for r in results:
             head = f"rc={r.exit_status}" if r.status != "unreachable" else f"UNREACHABLE: {r.error}"
-            sys.stdout.write(f"== {r.host} ({head}, {r.elapsed:.2f}s)\n{r.stdout}")
+            sys.stdout.write(f"== {r.host} ({head}, {r.elapsed:.2f}s)\n{shown(r.stdout)}")
             if r.stderr:
-                sys.stdout.write("".join(f"stderr: {line}\n" for line in r.stderr.splitlines()))
+                sys.stdout.write("".join(f"stderr: {shown(line)}\n" for line in r.stderr.splitlines()))
     raise typer.Exit(int(exit_code_for({r.status for r in results})))

@@ -60,7 +60,7 @@ from zetactl.secret import Secret
 VERSION = 2
 MAGIC = f"zeta-credential v{VERSION}"
 OLD_MAGIC = "zeta-credential v1"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 FIELDS = ("node", "name", "generation", "created", "not-after", "salt", "path", "mode", "owner", "group", "units",
           "length", "digest")  # in this order; the digest last: it covers every line above it
 RESEAL = "reseal it with `zetactl creds rotate NAME --from-file FILE`"

@@ -1,23 +1,27 @@
 """Run a health gate on one host over its connection; each check retried until its deadline.
 
-Unit and command checks of one poll go in one script; HTTP checks go through the host's own SSH
-connection (a direct-tcpip channel), so the node needs no curl and the port need not be reachable
-from the controller.
+Unit and command checks of one poll go in one script, run by the host's runner (its lock session, or a channel
+of a fresh connection after a switch); HTTP checks go through the host's own SSH connection (a direct-tcpip
+channel), so the node needs no curl and the port need not be reachable from the controller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import asyncssh
 
+from zetactl.errors import ZetaError
 from zetactl.gate import GateCheck
-from zetactl.steps.base import q
+from zetactl.remote import Answer, Sh, lines, operator_shell, sh, shown
+
+Runner = Callable[[Sh], Awaitable[Answer]]
 
 
-async def run_gate(conn: asyncssh.SSHClientConnection, checks: tuple[GateCheck, ...]) -> str | None:
+async def run_gate(conn: asyncssh.SSHClientConnection, checks: tuple[GateCheck, ...], runner: Runner) -> str | None:
     """None when every check passed within its deadline; else what failed (first failure)."""
     started = time.monotonic()
     pending = dict(enumerate(checks))
@@ -27,7 +31,7 @@ async def run_gate(conn: asyncssh.SSHClientConnection, checks: tuple[GateCheck, 
         shell = {i: c for i, c in pending.items() if c.kind != "http"}
         http = {i: c for i, c in pending.items() if c.kind == "http"}
         (shell_passed, shell_problems), http_problems = await asyncio.gather(
-            _shell_checks(conn, shell), asyncio.gather(*(http_check(conn, c) for c in http.values())))
+            _shell_checks(runner, shell), asyncio.gather(*(http_check(conn, c) for c in http.values())))
         passed = set(shell_passed)
         last.update(shell_problems)
         for (index, _), problem in zip(http.items(), http_problems, strict=True):
@@ -48,32 +52,43 @@ async def run_gate(conn: asyncssh.SSHClientConnection, checks: tuple[GateCheck, 
     return None
 
 
-async def _shell_checks(conn: asyncssh.SSHClientConnection, checks: dict[int, GateCheck]
-                        ) -> tuple[list[int], dict[int, str]]:
-    if not checks:
-        return [], {}
-    lines = []
+def checks_script(checks: dict[int, GateCheck]) -> Sh:
+    """One script for a poll's unit and command checks: field u<index> (the unit's state) or c<index> (the exit
+    status of the operator's read-only command)."""
+    parts = []
     for index, check in checks.items():
         if check.kind == "unit":
-            lines.append(f"zs=$(systemctl is-active -- {q(check.target)} 2>/dev/null); "
-                         f"[ \"$zs\" = active ] && echo 'ok {index}' || echo \"no {index} unit is $zs\"")
+            parts.append(sh(Sh("zf"), f"u{index}", Sh('"$(systemctl is-active --'), check.target, Sh('2>/dev/null)"')))
         else:
-            lines.append(f"( {check.target} ) </dev/null >/dev/null 2>&1; zr=$?; "
-                         f"[ $zr -eq 0 ] && echo 'ok {index}' || echo \"no {index} exit $zr\"")
+            parts.append(lines(Sh("("), operator_shell(check.target), Sh(") </dev/null >/dev/null 2>&1"),
+                               sh(Sh("zf"), f"c{index}", Sh('"$?"'))))
+    return lines(*parts)
+
+
+async def _shell_checks(runner: Runner, checks: dict[int, GateCheck]) -> tuple[list[int], dict[int, str]]:
+    if not checks:
+        return [], {}
     try:
-        result = await asyncio.wait_for(conn.run("sh", input="\n".join(lines) + "\n", check=False,
-                                                 errors="replace"), 30)
-    except (OSError, asyncssh.Error, TimeoutError) as exc:
-        return [], {i: f"connection lost: {exc}" for i in checks}
+        answer = await asyncio.wait_for(runner(checks_script(checks)), 30)
+        records = answer.records()
+    except (OSError, asyncssh.Error, TimeoutError, ZetaError) as exc:
+        return [], {i: f"no answer: {exc}" for i in checks}
     passed, problems = [], {}
-    for line in str(result.stdout).splitlines():
-        verdict, _, rest = line.partition(" ")
-        index_text, _, why = rest.partition(" ")
-        if index_text.isdigit():
-            if verdict == "ok":
-                passed.append(int(index_text))
+    for index, check in checks.items():
+        tag = f"u{index}" if check.kind == "unit" else f"c{index}"
+        if tag not in records:
+            problems[index] = "no answer"
+            continue
+        value = records.text(tag)
+        if check.kind == "unit":
+            if value == "active":
+                passed.append(index)
             else:
-                problems[int(index_text)] = why
+                problems[index] = f"unit is {shown(value, line=True) or 'unknown'}"
+        elif value == "0":
+            passed.append(index)
+        else:
+            problems[index] = f"exit {shown(value, line=True)}"
     return passed, problems
 
 

@@ -21,12 +21,13 @@ from zetactl.engine.gate import run_gate
 from zetactl.engine.outcome import SUCCESSES, HostOutcome, StepRecord
 from zetactl.engine.states import State, check_transition
 from zetactl.errors import BadInput
-from zetactl.facts import FACTS_SCRIPT, parse_facts
+from zetactl.facts import facts_script, parse_facts
 from zetactl.journal import Journal
 from zetactl.plan import HostPlan, PlannedStep, validate_steps
-from zetactl.steps import ActionStep, Change, NoChange, Observed, Option, RemoteResult, Step, Where
-from zetactl.transport import ConnectOptions, Unreachable, connect, run
-from zetactl.transport.ssh import session_refused
+from zetactl.remote import EMPTY, Answer, BadAnswer, Sh, shown
+from zetactl.remote.runner import LockBusy, LockSession, run, run_fresh
+from zetactl.steps import ActionStep, Change, NoChange, Observed, Option, Step, Where
+from zetactl.transport import ConnectOptions, Unreachable, connect
 
 FACTS_KEY = -1  # the facts probe's record key in the first round trip
 
@@ -53,25 +54,22 @@ class Resume:
 Listener = Callable[[str, StepRecord], None]
 
 
-class StepFailed(Exception):
-    pass
-
-
 class FactsProbe(Step):
     """Not a playbook step: reads the facts in the same round trip as the lock and the probes."""
 
     kind: ClassVar[str] = "facts"
     options: ClassVar[Mapping[str, Option]] = {}
 
-    def probe_script(self) -> str:
-        return FACTS_SCRIPT
+    def probe_script(self) -> Sh:
+        return facts_script()
 
     def decide(self, observed: Observed) -> NoChange:
         return NoChange("facts read")
 
 
 class Actions:
-    """The ActionContext lent to an action step: the run's connection, fresh ones, the journal."""
+    """The ActionContext lent to an action step: the run's lock session (the runner's first mode), fresh
+    connections (its second), the journal."""
 
     def __init__(self, run: HostRun, conn: asyncssh.SSHClientConnection, key: int) -> None:
         self._run = run
@@ -80,23 +78,16 @@ class Actions:
         self.host = run.host.name
         self.run_id = run.settings.run_id
 
-    async def run(self, script: str, timeout: float) -> RemoteResult:
+    async def run(self, script: Sh, timeout: float) -> Answer:
         try:
-            result = await asyncio.wait_for(run(self._conn, "sh", script), timeout)
+            return await asyncio.wait_for(self._run._sh(self._conn, script), timeout)
         except TimeoutError:
+            self._run.session = None  # an answer may still come on it: the session cannot be trusted any more
             raise Unreachable(f"no answer within {timeout:g}s") from None
-        return RemoteResult(result.exit_status, str(result.stdout or ""), str(result.stderr or ""))
 
-    async def run_fresh(self, script: str, timeout: float) -> RemoteResult:
+    async def run_fresh(self, script: Sh, timeout: float) -> Answer:
         options = ConnectOptions(connect_timeout=min(timeout, self._run.settings.connect.connect_timeout))
-        try:
-            async with asyncio.timeout(timeout + 2):
-                conn = await connect(self._run.host, options)
-                async with conn:
-                    result = await run(conn, "sh", script)
-        except TimeoutError:
-            raise Unreachable(f"no answer within {timeout:g}s on a fresh connection") from None
-        return RemoteResult(result.exit_status, str(result.stdout or ""), str(result.stderr or ""))
+        return await run_fresh(self._run.host, options, script, timeout)
 
     def note(self, event: str, **fields: object) -> None:
         self._run.journal.append({"host": self.host, "step": self._key, "event": event, **fields})
@@ -128,7 +119,7 @@ class HostRun:
         self.outcome = HostOutcome(plan.host.name)
         self.notified: set[str] = set(resume.notified)
         self.prefetched: dict[int, dict[str, str]] = {}
-        self.session: asyncssh.SSHClientProcess[str] | None = None  # the lock channel, which runs our scripts
+        self.session: LockSession | None = None  # the lock channel, which runs our scripts
         # steps, then handlers, numbered in one sequence (the journal's step keys)
         offset = len(plan.steps)
         self.steps = list(enumerate(plan.steps))
@@ -173,6 +164,11 @@ class HostRun:
             self._stop_everything(str(exc))
             self.outcome.status = "unreachable"
             self.outcome.error = str(exc)
+        except BadAnswer as exc:  # nothing in the answer is believed: what was in flight failed
+            why = f"the node's answer was not well formed: {exc}"
+            self._stop_everything(why)
+            self.outcome.status = "failed"
+            self.outcome.error = why
         except asyncio.CancelledError:
             self.outcome.status = "interrupted"
             self.outcome.error = "interrupted"
@@ -226,7 +222,7 @@ class HostRun:
                         await self._gate(conn)
             finally:
                 if lock is not None:
-                    await self._release(lock)
+                    await self._release()
 
     def _timed(self, phase: str) -> _Timer:
         return _Timer(self.outcome.timings, phase)
@@ -267,11 +263,11 @@ class HostRun:
         if conn.is_closed():
             try:
                 async with await connect(self.host, self.settings.connect) as fresh:
-                    problem = await run_gate(fresh, self.plan.gate)
+                    problem = await run_gate(fresh, self.plan.gate, lambda script: run(fresh, script))
             except Unreachable as exc:
                 problem = f"no connection for the gate: {exc}"
         else:
-            problem = await run_gate(conn, self.plan.gate)
+            problem = await run_gate(conn, self.plan.gate, lambda script: self._sh(conn, script))
         self.outcome.gate = problem or "passed"
         self.journal.append({"host": self.host.name, "event": "gate", "result": self.outcome.gate})
         if problem:
@@ -343,7 +339,8 @@ class HostRun:
                 # its probe saw the node before the changes this check run only reports
                 upstream = [d for d in check_dirty for r in step.reads() if overlaps(r, d)]
                 if upstream:
-                    decision = Change(f"{step.kind} {step.target()}: would run, {upstream[0]} would change first", "")
+                    decision = Change(f"{step.kind} {step.target()}: would run, {upstream[0]} would change first",
+                                      EMPTY)
             if isinstance(decision, NoChange):
                 record.summary = decision.reason
                 self.move(record, State.SATISFIED, decision.reason)
@@ -416,59 +413,48 @@ class HostRun:
             if record.state in (State.PENDING, State.DRIFTED):
                 self.move(record, State.BLOCKED, "an earlier step failed")
 
-    async def _sh(self, conn: asyncssh.SSHClientConnection, script: str) -> remote.Ran:
-        """Run an engine script: on the lock session when the run holds the lock (no new SSH session per
-        round trip), else on a channel of its own (--check takes no lock)."""
+    async def _sh(self, conn: asyncssh.SSHClientConnection, script: Sh) -> Answer:
+        """Run a script: on the lock session when the run holds the lock (no new SSH session per round trip),
+        else on a channel of its own (--check takes no lock; a switch may have ended the session)."""
         self.journal.flush()  # what was done so far is on file before more is done
-        if self.session is None:
-            done = await run(conn, "sh", script, collect=True)
-            return remote.Ran(done.exit_status, str(done.stdout or ""), str(done.stderr or ""),
-                              str(done.exit_signal) if done.exit_signal else None)
-        try:
-            self.session.stdin.write(remote.framed(script))
-            answer = await self.session.stdout.readuntil(remote.RS + "END ")
-            status = await self.session.stdout.readline()
-        except asyncio.IncompleteReadError:
-            self.session = None
-            return remote.Ran(None, "", "", "the lock session ended")
-        except (OSError, asyncssh.Error) as exc:
-            self.session = None
-            raise Unreachable(f"connection lost: {exc}") from None
-        return remote.split_answer(answer[: -len(remote.RS + "END ")], status)
+        if self.session is None or not self.session.alive:
+            return await run(conn, script)
+        return await self.session.run(script)
 
     async def _probe(self, conn: asyncssh.SSHClientConnection, todo: Sequence[tuple[int, Step]]
                      ) -> dict[int, dict[str, str]]:
         if not any(remote.needs_probe(step) for _, step in todo):
             return {key: {} for key, _ in todo}  # nothing to read: no round trip
         result = await self._sh(conn, remote.probe_script(todo))
-        if result.exit_status is None:
-            raise Unreachable(f"connection lost while probing ({result.exit_signal or 'no exit status'})")
-        if result.exit_status != 0:
-            raise Unreachable(f"probe script failed with exit {result.exit_status}: {str(result.stderr)[-300:]}")
-        return remote.parse_probe(str(result.stdout), todo)
+        if result.rc is None:
+            raise Unreachable(f"connection lost while probing ({result.signal or 'no exit status'})")
+        if result.rc != 0:
+            raise Unreachable(f"probe script failed with exit {result.rc}: {shown(result.err[-300:])}")
+        return remote.parse_probe(result.records(), todo)
 
     async def _flush(self, conn: asyncssh.SSHClientConnection, batch: Sequence[tuple[int, Step, Change]],
                      reprobe: Sequence[tuple[int, Step]] = ()) -> tuple[bool, dict[int, dict[str, str]]]:
         """Apply and verify a batch; when it all succeeds, also probe `reprobe` (same round trip)."""
         with self._timed("apply"):
             result = await self._sh(conn, remote.apply_script(batch, reprobe))
-        if result.exit_status is None:  # the remote shell died with the connection or the node
-            raise Unreachable(f"connection lost while applying ({result.exit_signal or 'no exit status'})")
-        results = remote.parse_apply(str(result.stdout), batch)
+        if result.rc is None:  # the remote shell died with the connection or the node
+            raise Unreachable(f"connection lost while applying ({result.signal or 'no exit status'})")
+        records = result.records()
+        results = remote.parse_apply(records, batch)
         ok = True
         for key, step, _change in batch:
             record = self.records[key]
             outcome = results.get(key)
             if not ok or outcome is None or outcome.rc is None:
                 if ok:  # the script died before reaching this step
-                    record.error = f"apply did not complete (exit {result.exit_status}): {str(result.stderr)[-300:]}"
+                    record.error = f"apply did not complete (exit {result.rc}): {shown(result.err[-300:])}"
                     self.move(record, State.FAILED, record.error)
                     ok = False
                 else:
                     self.move(record, State.BLOCKED, "an earlier step failed")
                 continue
             if outcome.rc != 0:
-                record.error = tail(outcome.output) or f"exit {outcome.rc}"
+                record.error = shown(tail(outcome.output)) or f"exit {outcome.rc}"
                 self.move(record, State.FAILED, f"exit {outcome.rc}: {record.error}")
                 ok = False
                 continue
@@ -483,60 +469,37 @@ class HostRun:
             self._notify(key)
             self.move(record, State.VERIFIED)
             self.move(record, State.DONE)
-        return ok, (remote.parse_probe(str(result.stdout), reprobe) if ok else {})
+        return ok, (remote.parse_probe(records, reprobe) if ok else {})
 
     # -- the host lock and the marker --------------------------------------------------------
     async def _lock(self, conn: asyncssh.SSHClientConnection, todo: Sequence[tuple[int, Step]]
-                    ) -> tuple[asyncssh.SSHClientProcess[str], dict[int, dict[str, str]]]:
+                    ) -> tuple[LockSession, dict[int, dict[str, str]]]:
         """Take the host lock and probe `todo` under it, in one round trip."""
         owner = f"run {self.settings.run_id} from {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        self.journal.flush()
         try:
-            self.journal.flush()
-            process = await conn.create_process(remote.lock_command(self.settings.lock_timeout, owner),
-                                                errors="replace")
-            process.stdin.write(remote.framed(remote.probe_script(todo)))
-            line = await process.stdout.readline()
-            if line.strip() == "locked":
-                output = await process.stdout.readuntil(remote.RS + "END ")
-                status = await process.stdout.readline()
-        except asyncio.IncompleteReadError:
-            raise Unreachable("connection lost while probing") from None
-        except asyncssh.ChannelOpenError as exc:
-            raise Unreachable(session_refused(exc)) from None
-        except (OSError, asyncssh.Error) as exc:
-            raise Unreachable(f"connection lost: {exc}") from None
-        if line.strip() != "locked":
-            finished = await process.wait()
-            holder = str(finished.stderr or "").strip()
-            message = (f"host is locked by another controller ({holder or 'unknown holder'}); "
-                       f"waited {self.settings.lock_timeout:g}s")
+            session, probed = await LockSession.open(conn, wait=self.settings.lock_timeout, owner=owner,
+                                                     first=remote.probe_script(todo))
+        except LockBusy as exc:
             for record in self.records.values():
                 if record.state == State.PENDING and not record.handler:
-                    record.error = message
-                    self.move(record, State.FAILED, message)
+                    record.error = str(exc)
+                    self.move(record, State.FAILED, str(exc))
                     break
-            raise LockBusy(message)
+            raise
         self.journal.append({"host": self.host.name, "event": "locked"})
-        probed = remote.split_answer(output[: -len(remote.RS + "END ")], status)
-        if probed.exit_status != 0:
-            raise Unreachable(f"probe script failed with exit {probed.exit_status}: {probed.stderr[-300:]}")
-        self.session = process
-        return process, remote.parse_probe(probed.stdout, todo)
+        self.session = session
+        if probed.rc is None:
+            raise Unreachable(f"connection lost while probing ({probed.signal or 'no exit status'})")
+        if probed.rc != 0:
+            raise Unreachable(f"probe script failed with exit {probed.rc}: {shown(probed.err[-300:])}")
+        return session, remote.parse_probe(probed.records(), todo)
 
-    async def _release(self, process: asyncssh.SSHClientProcess[str]) -> None:
-        marker = (f"run_id={self.settings.run_id}\nplaybook={self.settings.playbook}\n"
-                  f"outcome={self.outcome.status}\nfinished={int(time.time())}\nend\n")
-        self.session = None
-        try:
-            process.stdin.write(remote.END_OF_SCRIPTS + marker)
-            process.stdin.write_eof()
-            await asyncio.wait_for(process.wait(), 10)
-        except (OSError, asyncssh.Error, TimeoutError):
-            pass  # the lock goes with the connection anyway
-
-
-class LockBusy(Exception):
-    pass
+    async def _release(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            await session.close({"run_id": self.settings.run_id, "playbook": self.settings.playbook,
+                                 "outcome": self.outcome.status, "finished": str(int(time.time()))})
 
 
 def tail(text: str, lines: int = 8) -> str:

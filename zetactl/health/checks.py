@@ -19,17 +19,21 @@ extra checks come from inventory variables, so an operator adds a check without 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from zetactl.agents import AGENT_UNITS_SHOW, FLOOR, parse_status
+from zetactl.agents import FLOOR, parse_status
 from zetactl.creds.envelope import VERSION as ENVELOPE_FORMAT
 from zetactl.errors import BadInput
-from zetactl.facts import FACTS_SCRIPT
+from zetactl.facts import facts_script
 from zetactl.inventory import Host
-from zetactl.steps.base import q
+from zetactl.remote import Records, Sh, lines, names, sh, shown, source
+from zetactl.remote.frame import fields
+from zetactl.steps.credential import NODE_STATE as CREDS_STATE
+
+STATE_DIR = "/var/lib/zeta/state"
 
 
 class Severity(IntEnum):
@@ -81,7 +85,10 @@ def custom_checks(host: Host) -> list[CustomCheck]:
         level = str(entry.get("severity", "critical")).upper()
         if level not in ("WARNING", "CRITICAL"):
             raise BadInput(f"{host.name}: zeta_health_checks severity is warning or critical, not {level.lower()!r}")
-        checks.append(CustomCheck(kinds[0], entry[kinds[0]], Severity[level]))
+        target = entry[kinds[0]]
+        target = names.unit(target, f"{host.name}: zeta_health_checks unit") if kinds[0] == "unit" else \
+            names.text(target, f"{host.name}: zeta_health_checks command")
+        checks.append(CustomCheck(kinds[0], target, Severity[level]))
     return checks
 
 
@@ -92,133 +99,157 @@ def number(host: Host, name: str, default: float) -> float:
     return float(value)
 
 
-def probe_script(host: Host, checks: list[CustomCheck], timeout: float, extra: list[str] | None = None) -> str:
+def probe_script(host: Host, checks: list[CustomCheck], timeout: float, credentials: Sequence[str] = (),
+                 extra: Sequence[Sh] = ()) -> Sh:
+    """The sweep's one read-only script for a host: fields (see `read`) from zetactl's own shipped parts; the
+    host's values (disks, credential names, custom checks) passed quoted."""
     disks = host.vars.get("zeta_health_disks") or ["/", "/nix", "/var", "/run"]
-    lines = [
-        "exec 2>/dev/null",
-        FACTS_SCRIPT,
-        f"{{ {AGENT_UNITS_SHOW}\n}} | sed 's/^/agent /'",
-        f"df -P -- {' '.join(q(str(d)) for d in disks)} | "
-        "awk 'NR > 1 && !seen[$6]++ { print \"disk \" $6 \" \" $5 }'",
-        "awk '/^MemTotal:/ {t=$2} /^MemAvailable:/ {m=$2} END {if (t) print \"mem \" int(m * 100 / t)}' /proc/meminfo",
-        "[ -f /var/lib/zeta/state/last-run ] && sed 's/^/last_/' /var/lib/zeta/state/last-run",
-        "[ -f /var/lib/zeta/state/nixos-switch ] && sed 's/^/switch_/' /var/lib/zeta/state/nixos-switch",
-        "[ -f /var/lib/zeta/state/nixos-rollback ] && sed 's/^/rollback_/' /var/lib/zeta/state/nixos-rollback",
-        "for f in /var/lib/zeta/creds/*.meta; do [ -f \"$f\" ] || continue; n=${f##*/}; n=${n%.meta}",
-        "  p=$(sed -n 's/^path //p' \"$f\"); s=$(stat -L -c '%a:%U:%G' \"$p\" || echo missing)",
-        "  echo \"cred $n $(sed -n 's/^generation //p' \"$f\") $(sed -n 's/^not-after //p' \"$f\") $s\"",
-        "done",
+    if not isinstance(disks, list) or not all(isinstance(d, str) for d in disks):
+        raise BadInput(f"{host.name}: zeta_health_disks must be a list of paths ({host.source})")
+    parts = [
+        Sh("exec 2>/dev/null"),
+        source("health.sh"), source("agents.sh"),
+        Sh("zk=facts"), facts_script(),
+        Sh('zf agents "$(za_show)"'),
+        sh(Sh("zh_disks"), *(names.path(d, "zeta_health_disks") for d in disks)),
+        Sh("zf mem \"$(awk '/^MemTotal:/ {t=$2} /^MemAvailable:/ {m=$2} END {if (t) print int(m * 100 / t)}' "
+           "/proc/meminfo)\""),
+        sh(Sh("zh_file last"), f"{STATE_DIR}/last-run"),
+        sh(Sh("zh_file switch"), f"{STATE_DIR}/nixos-switch"),
+        sh(Sh("zh_file rollback"), f"{STATE_DIR}/nixos-rollback"),
+        *(sh(Sh("zh_cred"), index, name, CREDS_STATE) for index, name in enumerate(credentials)),
     ]
     for index, check in enumerate(checks):
         if check.kind == "unit":
-            lines.append(f"echo \"custom {index} $(systemctl is-active -- {q(check.target)})\"")
+            parts.append(sh(Sh("zh_unit"), index, check.target))
         else:
-            lines.append(f"timeout {max(1, int(timeout))} sh -c {q(check.target)} </dev/null >/dev/null 2>&1; "
-                         f"echo \"custom {index} exit-$?\"")
-    lines += extra or []
-    lines.append("echo \"clock $(date +%s.%N)\"")  # last: slow checks above do not bias the skew
-    return "\n".join(lines) + "\n:\n"
+            parts.append(sh(Sh("zh_command"), index, max(1, int(timeout)), check.target))
+    parts.extend(extra)
+    parts.append(Sh('zf clock "$(date +%s.%N)"'))  # last: slow checks above do not bias the skew
+    return lines(*parts, Sh(":"))
 
 
-def parse(stdout: str) -> dict[str, list[str]]:
-    """`key rest` lines -> key -> list of rests (keys like disk, cred and custom repeat)."""
-    values: dict[str, list[str]] = {}
-    for line in stdout.splitlines():
-        key, _, rest = line.partition(" ")
-        if key:
-            values.setdefault(key, []).append(rest.strip())
-    return values
+@dataclass
+class Read:
+    """What the sweep's script read on one node."""
+
+    records: Records
+    facts: dict[str, str]
+    marker: dict[str, str]  # the last-run marker (key=value lines)
+    switch: dict[str, str]  # the record of the last switch zetactl confirmed
+    rollback: dict[str, str]  # the record of the node's last rollback
+    creds: dict[str, tuple[str, str, str]]  # credential -> (generation, not-after, installed mode:owner:group)
+    custom: dict[int, str]  # custom check -> its answer
+
+    def text(self, tag: str) -> str:
+        return self.records.text(tag)
 
 
-def judge(host: Host, health: HostHealth, values: Mapping[str, list[str]], sent: float, received: float,
+def read(records: Records, credentials: Sequence[str], checks: Sequence[CustomCheck]) -> Read:
+    """The fields of a sweep's answer (BadAnswer when one of zetactl's own files on the node is malformed)."""
+    creds = {}
+    for index, name in enumerate(credentials):
+        if f"cred{index}" in records:
+            meta = fields(records.text(f"cred{index}"), f"{CREDS_STATE}/{name}.meta")
+            creds[name] = (meta.get("generation", ""), meta.get("not-after", ""), records.text(f"credstat{index}"))
+    marker = {}
+    for line in records.text("last").splitlines():
+        key, _, value = line.partition("=")
+        if line != "end" and key:
+            marker[key] = value
+    return Read(records, records.under("facts"), marker, fields(records.text("switch"), "nixos-switch record"),
+                fields(records.text("rollback"), "nixos-rollback record"), creds,
+                {i: records.text(f"custom{i}") for i in range(len(checks)) if f"custom{i}" in records})
+
+
+def judge(host: Host, health: HostHealth, found: Read, sent: float, received: float,
           checks: list[CustomCheck], credentials: Mapping[str, Mapping[str, Any]]) -> None:
     """Turn what the node said into findings (every check reports, OK included)."""
-    first = {k: v[0] for k, v in values.items() if v}
+    facts = found.facts
     # clock skew: the node's clock against the middle of the round trip
     try:
-        skew = float(first["clock"]) - received  # printed at the very end: only the way back is between them
+        skew = float(found.text("clock")) - received  # printed at the very end: only the way back is between them
         warn, crit = number(host, "zeta_health_skew_warn", 2), number(host, "zeta_health_skew_crit", 30)
         level = Severity.CRITICAL if abs(skew) >= crit else Severity.WARNING if abs(skew) >= warn else Severity.OK
         health.add("clock_skew", level, f"clock off by {skew:+.2f}s", skew)
-    except (KeyError, ValueError):
+    except ValueError:
         health.add("clock_skew", Severity.UNKNOWN, "the node did not report its clock")
     # generation, rollback, reboot
-    current, confirmed = first.get("current_system", ""), first.get("switch_system", "")
-    generation = first.get("generation", "?")
-    if "rollback_at" in first and float(first.get("rollback_at", 0)) > 0 and current != confirmed:
-        at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(first["rollback_at"])))
-        health.add("nixos_generation", Severity.WARNING, f"rolled back to generation {generation} at {at} UTC "
-                   "(the last switch was not confirmed)")
+    current, confirmed = facts.get("current_system", ""), found.switch.get("system", "")
+    generation = facts.get("generation", "?")
+    rolled_at = found.rollback.get("at", "")
+    shown_generation = shown(generation, line=True)
+    if rolled_at.isdigit() and int(rolled_at) > 0 and current != confirmed:
+        at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(rolled_at)))
+        health.add("nixos_generation", Severity.WARNING, f"rolled back to generation {shown_generation} at {at} "
+                   "UTC (the last switch was not confirmed)")
     elif confirmed and current != confirmed:
-        health.add("nixos_generation", Severity.WARNING, f"running generation {generation}, not the system "
+        health.add("nixos_generation", Severity.WARNING, f"running generation {shown_generation}, not the system "
                    "zetactl last confirmed")
     else:
-        health.add("nixos_generation", Severity.OK, f"generation {generation}",
+        health.add("nixos_generation", Severity.OK, f"generation {shown_generation}",
                    float(generation) if generation.isdigit() else None)
-    reboot = first.get("reboot_needed") == "yes"
+    reboot = facts.get("reboot_needed") == "yes"
     health.add("reboot_needed", Severity.WARNING if reboot else Severity.OK,
                "reboot needed (booted kernel/initrd differ)" if reboot else "no reboot needed", 1.0 if reboot else 0.0)
-    failed = first.get("failed_units", "").split()
+    failed = facts.get("failed_units", "").split()
     health.add("failed_units", Severity.CRITICAL if failed else Severity.OK,
-               f"failed units: {', '.join(failed)}" if failed else "no failed units", float(len(failed)))
+               f"failed units: {shown(', '.join(failed), line=True)}" if failed else "no failed units",
+               float(len(failed)))
     # agents on control-plane nodes
-    active = sum(1 for state in parse_status("\n".join(values.get("agent", []))).values() if state == "active")
+    active = sum(1 for state in parse_status(found.text("agents")).values() if state == "active")
     if "control_plane" in host.groups or host.role in ("control-plane", "control_plane"):
         health.add("agents", Severity.CRITICAL if active < FLOOR else Severity.OK,
                    f"{active} agents active (at least {FLOOR} needed)", float(active))
     # disk and memory
     dwarn, dcrit = number(host, "zeta_health_disk_warn", 85), number(host, "zeta_health_disk_crit", 95)
-    for entry in values.get("disk", []):
+    for entry in found.text("disks").splitlines():
         mount, _, used = entry.rpartition(" ")
         percent = float(used.rstrip("%")) if used.rstrip("%").isdigit() else 0.0
         level = Severity.CRITICAL if percent >= dcrit else Severity.WARNING if percent >= dwarn else Severity.OK
-        health.add(f"disk:{mount}", level, f"{mount} {percent:.0f}% used", percent)
-    if "mem" in first and first["mem"].isdigit():
-        available = float(first["mem"])
+        health.add(f"disk:{shown(mount, line=True)}", level, f"{shown(mount, line=True)} {percent:.0f}% used", percent)
+    mem = found.text("mem")
+    if mem.isdigit():
+        available = float(mem)
         mwarn, mcrit = number(host, "zeta_health_mem_warn", 10), number(host, "zeta_health_mem_crit", 5)
         level = Severity.CRITICAL if available <= mcrit else Severity.WARNING if available <= mwarn else Severity.OK
         health.add("memory", level, f"{available:.0f}% memory available", available)
     # last run
-    outcome = first.get("last_outcome")
+    outcome = found.marker.get("outcome")
     if outcome:
         bad = outcome not in ("ok", "changed", "reboot-required")
         health.add("last_run", Severity.WARNING if bad else Severity.OK,
-                   f"last run {first.get('last_run_id', '?')}: {outcome}")
-    judge_credentials(health, values.get("cred", []), credentials, host)
+                   f"last run {shown(found.marker.get('run_id', '?'), line=True)}: {shown(outcome, line=True)}")
+    judge_credentials(health, found.creds, credentials, host)
     for index, check in enumerate(checks):
-        answer = next((v.split(" ", 1)[1] for v in values.get("custom", []) if v.split(" ", 1)[0] == str(index)), "")
+        answer = found.custom.get(index, "")
         ok = answer == "active" if check.kind == "unit" else answer == "exit-0"
         health.add(f"{check.kind}:{check.target}"[:80], Severity.OK if ok else check.severity,
-                   f"{check.target}: {answer or 'no answer'}")
+                   f"{check.target}: {shown(answer, line=True) or 'no answer'}")
 
 
-def judge_credentials(health: HostHealth, lines: list[str], records: Mapping[str, Mapping[str, Any]],
-                      host: Host) -> None:
-    on_node: dict[str, list[str]] = {}
-    for line in lines:
-        parts = line.split()
-        if parts:
-            on_node[parts[0]] = parts[1:]
+def judge_credentials(health: HostHealth, on_node: Mapping[str, tuple[str, str, str]],
+                      records: Mapping[str, Mapping[str, Any]], host: Host) -> None:
     soon = number(host, "zeta_health_cred_warn_days", 14) * 86400
     now = time.time()
     for name, record in records.items():
         check = f"credential:{name}"
-        fields = on_node.get(name)
-        if fields is None or len(fields) < 3:
+        installed = on_node.get(name)
+        if installed is None:
             health.add(check, Severity.CRITICAL, f"{name} is not installed (zetactl creds push {name})")
             continue
-        generation, not_after, stat = fields[0], int(fields[1]) if fields[1].isdigit() else 0, fields[2]
+        generation, not_after, stat = installed[0], int(installed[1]) if installed[1].isdigit() else 0, installed[2]
         target = record["target"]
         if stat == "missing":
             health.add(check, Severity.CRITICAL, f"{name}: {target['path']} is missing (a reboot emptied /run?)")
         elif stat != f"{int(target['mode'], 8):o}:{target['owner']}:{target['group']}":
-            health.add(check, Severity.CRITICAL, f"{name}: {target['path']} is {stat}, not "
+            health.add(check, Severity.CRITICAL, f"{name}: {target['path']} is {shown(stat, line=True)}, not "
                        f"{target['mode']}:{target['owner']}:{target['group']}")
         elif not_after and not_after <= now:
             health.add(check, Severity.CRITICAL, f"{name} expired at "
                        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(not_after))} UTC")
         elif generation != str(record["generation"]):
-            health.add(check, Severity.WARNING, f"{name}: generation {generation} installed, "
+            health.add(check, Severity.WARNING, f"{name}: generation {shown(generation, line=True)} installed, "
                        f"{record['generation']} sealed (push pending)")
         elif not_after and not_after - now < soon:
             health.add(check, Severity.WARNING, f"{name} expires "

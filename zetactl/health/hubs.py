@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from zetactl.health.checks import HostHealth, Severity, number
@@ -16,6 +15,7 @@ from zetactl.hubs import probe
 from zetactl.hubs.model import HubService, hub_services
 from zetactl.hubs.records import Tenant, all_tenants
 from zetactl.inventory import Host, Inventory
+from zetactl.remote import Records, Sh, lines
 
 
 @dataclass
@@ -27,15 +27,15 @@ class HubView:
     pending: dict[str, list[str]] = field(default_factory=dict)  # hub host -> what is pending there
     checks: dict[str, list[probe.Check]] = field(default_factory=dict)  # tenant machine -> its proof
 
-    def lines(self, host: Host) -> list[str]:
-        """Probe-script lines for this host (its output lines start with `hubcheck` or `hubcap`)."""
+    def lines(self, host: Host) -> list[Sh]:
+        """Parts of the sweep's script for this host (fields under `hub.`, the proof, and `cap.`, the capacity)."""
         out = []
         if host.name in self.checks:
-            out.append("( " + probe.script(self.checks[host.name]) + " ) 2>/dev/null | sed 's/^/hubcheck /'")
+            out.append(lines(Sh("("), probe.script(self.checks[host.name]), Sh(") 2>/dev/null")))
         if any(s.host == host.name for s in self.services):
-            from zetactl.hubs.tenants import CAPACITY_SCRIPT
+            from zetactl.hubs.tenants import capacity_script
 
-            out.append("( " + CAPACITY_SCRIPT + " ) 2>/dev/null | sed 's/^/hubcap /'")
+            out.append(lines(Sh("("), Sh("zk=cap"), capacity_script(), Sh(") 2>/dev/null")))
         return out
 
 
@@ -58,10 +58,10 @@ def hub_view(inv: Inventory) -> HubView:
     return view
 
 
-def judge_hubs(host: Host, health: HostHealth, values: Mapping[str, list[str]], view: HubView) -> None:
+def judge_hubs(host: Host, health: HostHealth, records: Records, view: HubView) -> None:
     checks = view.checks.get(host.name)
     if checks:
-        results = probe.parse("\n".join(values.get("hubcheck", [])), checks)
+        results = probe.parse(records, checks)
         for hub in dict.fromkeys(r.check.hub for r in results):
             answers = [r for r in results if r.check.hub == hub]
             bad = [f"{r.check.case}: {r.verdict()}" for r in answers if not r.ok]
@@ -75,8 +75,8 @@ def judge_hubs(host: Host, health: HostHealth, values: Mapping[str, list[str]], 
     health.add("hub_revocations", Severity.CRITICAL if pending else Severity.OK,
                f"{len(pending)} pending (zetactl hub reconcile): " + "; ".join(pending[:5]) if pending
                else "no pending revocations", float(len(pending)))
-    cap = {k: int(v) * 1024 for k, v in (line.split(" ", 1) for line in values.get("hubcap", []) if " " in line)
-           if k in ("disk", "mem") and v.strip().isdigit()}
+    found = records.under("cap")
+    cap = {k: int(found[k]) * 1024 for k in ("disk", "mem") if found.get(k, "").isdigit()}
     if "disk" not in cap or "mem" not in cap:
         health.add("hub_capacity", Severity.UNKNOWN, "could not read free disk and memory")
         return

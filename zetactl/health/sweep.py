@@ -12,11 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from zetactl.errors import BadInput, ZetaError
-from zetactl.health.checks import HostHealth, Severity, custom_checks, judge, parse, probe_script
+from zetactl.health.checks import HostHealth, Severity, custom_checks, judge, probe_script, read
 from zetactl.health.hubs import HubView, judge_hubs
 from zetactl.inventory import Host
 from zetactl.paths import state_dir
-from zetactl.transport import ConnectOptions, HostKeyRefused, Unreachable, connect, run
+from zetactl.remote import BadAnswer
+from zetactl.remote.runner import run
+from zetactl.transport import ConnectOptions, HostKeyRefused, Unreachable, connect
 
 
 class SweepBusy(ZetaError):
@@ -65,8 +67,10 @@ async def sweep(hosts: Sequence[Host], *, deadline: float, forks: int = 200,
 
     async def one(host: Host) -> HostHealth:
         health = HostHealth(host.name)
+        credentials = sorted(records.get(host.name, {}))
         try:
             checks = custom_checks(host)
+            script = probe_script(host, checks, connect_timeout, credentials, hubs.lines(host))
         except BadInput as exc:
             health.add("inventory", Severity.UNKNOWN, f"bad health setting: {exc}")
             return health
@@ -78,8 +82,7 @@ async def sweep(hosts: Sequence[Host], *, deadline: float, forks: int = 200,
                 conn = await connect(host, options)
                 async with conn:
                     sent = time.time()
-                    script = probe_script(host, checks, connect_timeout, hubs.lines(host))
-                    result = await run(conn, "sh", script, collect=True)
+                    result = await run(conn, script)
                     received = time.time()
                 health.latency = time.monotonic() - begin
         except HostKeyRefused as exc:
@@ -93,15 +96,17 @@ async def sweep(hosts: Sequence[Host], *, deadline: float, forks: int = 200,
             return health
         health.add("reachable", Severity.OK, f"answered in {health.latency:.2f}s", health.latency)
         health.add("host_key", Severity.OK, "matches the pinned key")
-        if result.exit_status != 0:
-            health.add("probe", Severity.UNKNOWN, f"probe script exited {result.exit_status}")
+        if result.rc != 0:
+            health.add("probe", Severity.UNKNOWN, f"probe script exited {result.rc}")
             return health
         try:
-            values = parse(str(result.stdout))
-            judge(host, health, values, sent, received, checks, records.get(host.name, {}))
-            judge_hubs(host, health, values, hubs)
+            found = read(result.records(), credentials, checks)
+            judge(host, health, found, sent, received, checks, records.get(host.name, {}))
+            judge_hubs(host, health, found.records, hubs)
         except BadInput as exc:  # one host's bad setting must not cost the whole sweep
             health.add("inventory", Severity.UNKNOWN, f"bad health setting: {exc}")
+        except BadAnswer as exc:  # nothing of this host's answer is believed
+            health.add("probe", Severity.UNKNOWN, f"the node's answer was not well formed: {exc}")
         return health
 
     return list(await asyncio.gather(*(one(h) for h in hosts)))

@@ -21,8 +21,8 @@ from typing import Any
 from zetactl.errors import BadInput
 from zetactl.inventory import Host, Inventory
 
-SERVICE_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
-TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+SERVICE_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}\Z")
+TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}\Z")
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 

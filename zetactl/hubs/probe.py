@@ -1,8 +1,8 @@
 """Prove, from the tenant machine, what each hub accepts and refuses.
 
-One script over the tenant machine's SSH connection runs every request with curl. A token is read from its
-file on the node into a header file in a private temporary folder (`curl -H @file`): no token is ever in a
-command line, in the script, or back on the controller. The answer of each request is its HTTP status (and,
+One script over the tenant machine's SSH connection runs every request with curl (scripts/hub_probe.sh). A token is
+read from its file on the node into a header file in a private temporary folder (`curl -H @file`): no token is ever
+in a command line or back on the controller. The answer of each request is its HTTP status (and,
 for an accepted one, the tenant the hub says it served).
 
 Cases, per hub service:
@@ -18,13 +18,15 @@ Anything else fails the check: a refusal answered 5xx is a server error; no answ
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 
 from zetactl.hubs import tokens
 from zetactl.hubs.model import HubService
 from zetactl.inventory import Host
-from zetactl.transport import ConnectOptions, connect, run
+from zetactl.remote import BadAnswer, Records, Sh, lines, sh, shown
+from zetactl.remote import script as script_
+from zetactl.remote.runner import run
+from zetactl.transport import ConnectOptions, connect
 
 WHOAMI = "/v1/whoami"
 TIMEOUT = 5
@@ -90,44 +92,25 @@ def tenant_checks(identity: str, own: list[HubService], *, other_identity: str) 
     return checks
 
 
-def script(checks: list[Check]) -> str:
+def script(checks: list[Check]) -> Sh:
+    """One script for every check: fields under `hub.` (scripts/hub_probe.sh)."""
     throwaway = tokens.mint().token.reveal().decode()  # well-formed, registered nowhere
-    lines = [PRELUDE, "cat > \"$W/wrong\" <<'ZETA_WRONG'", throwaway, "ZETA_WRONG",
-             "printf '%s' \"$(cat \"$W/wrong\")\" > \"$W/wrong\""]
-    for index, check in enumerate(checks):
-        file = "$W/wrong" if check.token_file == "@wrong" else check.token_file
-        lines.append(f"probe {index} \"{file}\" {shlex.quote(check.context)} {shlex.quote(check.hub.url + WHOAMI)}")
-    return "\n".join(lines) + "\n"
+    return lines(Sh("zk=hub"), script_("hub_probe.sh", WRONG=throwaway, TIMEOUT=TIMEOUT),
+                 *(sh(Sh("zh_hub"), index, check.token_file, check.context, check.hub.url + WHOAMI)
+                   for index, check in enumerate(checks)))
 
 
-PRELUDE = rf"""set -u
-command -v curl >/dev/null 2>&1 || {{ echo no-curl; exit 0; }}
-W=$(umask 077; mktemp -d /run/zeta-probe.XXXXXX 2>/dev/null || mktemp -d)
-trap 'rm -rf "$W"' EXIT
-chmod 0700 "$W"
-probe() {{  # index token-file context url
-  : > "$W/h"
-  if [ -n "$2" ]; then
-    [ -r "$2" ] || {{ echo "$1 missing-file"; return; }}
-    {{ printf 'Authorization: Bearer '; cat "$2"; printf '\n'; }} > "$W/h"
-  fi
-  : > "$W/body"
-  code=$(curl -s -o "$W/body" -w '%{{http_code}}' --max-time {TIMEOUT} -H @"$W/h" -H "X-Hero-Context: $3" "$4" \
-    2>/dev/null) || true
-  served=$(sed -n 's/.*"tenant": *"\([^"]*\)".*/\1/p' "$W/body" | head -n 1)
-  echo "$1 ${{code:-000}} $served"
-}}"""
-
-
-def parse(stdout: str, checks: list[Check]) -> list[Result]:
-    if stdout.strip() == "no-curl":
+def parse(records: Records, checks: list[Check]) -> list[Result]:
+    found = records.under("hub")
+    if found.get("curl") == "missing":
         return [Result(c, "no-curl", "") for c in checks]
-    seen: dict[int, tuple[str, str]] = {}
-    for line in stdout.splitlines():
-        match = re.fullmatch(r"(\d+) (\S+) ?(\S*)", line.strip())
-        if match and int(match[1]) < len(checks):
-            seen[int(match[1])] = (match[2], match[3])
-    return [Result(c, *seen.get(i, ("000", ""))) for i, c in enumerate(checks)]
+    results = []
+    for index, check in enumerate(checks):
+        code = found.get(str(index), "000")
+        if not re.fullmatch(r"[0-9]{3}|missing-file", code):
+            raise BadAnswer(f"the hub probe answered {shown(code[:40], line=True)!r} for request {index}")
+        results.append(Result(check, code, found.get(f"{index}.served", "")))
+    return results
 
 
 async def run_checks(host: Host, checks: list[Check], options: ConnectOptions) -> list[Result]:
@@ -135,5 +118,5 @@ async def run_checks(host: Host, checks: list[Check], options: ConnectOptions) -
     if not checks:
         return []
     async with await connect(host, options) as conn:
-        result = await run(conn, "sh", script(checks))
-    return parse(str(result.stdout), checks)
+        result = await run(conn, script(checks))
+    return parse(result.records(), checks)

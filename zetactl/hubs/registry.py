@@ -25,11 +25,12 @@ from typing import Protocol
 import asyncssh
 
 from zetactl.errors import ZetaError
-from zetactl.transport import run
+from zetactl.remote import Answer, Sh, script, shown
+from zetactl.remote.runner import run
 
-HASH_RE = re.compile(r"^[0-9a-f]{64}$")
-ID_RE = re.compile(r"^[0-9A-Za-z]{12}$")
-IDENTITY_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}@[0-9a-f]{8}$")
+HASH_RE = re.compile(r"^[0-9a-f]{64}\Z")
+ID_RE = re.compile(r"^[0-9A-Za-z]{12}\Z")
+IDENTITY_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}@[0-9a-f]{8}\Z")
 LOCK_WAIT = 30
 LOCKED = 75  # the script's exit code when the lock could not be taken in time
 
@@ -88,22 +89,22 @@ class FileRegistry:
         return f"{self.root}/{service}/registry"
 
     async def read(self, conn: asyncssh.SSHClientConnection, service: str) -> list[Entry]:
-        result = await run(conn, "sh", f"f={self.path(service)}\n[ ! -e \"$f\" ] || cat \"$f\"\n")
-        if result.exit_status != 0:
-            raise RegistryError(f"cannot read the {service} registry: {str(result.stderr).strip()[-200:]}")
-        return parse(str(result.stdout))
+        result = await run(conn, script("registry_read.sh", DIR=f"{self.root}/{service}"))
+        if result.rc != 0:
+            raise RegistryError(f"cannot read the {service} registry: {shown(result.err.strip()[-200:])}")
+        return parse(_registry(result))
 
     async def change(self, conn: asyncssh.SSHClientConnection, service: str, *, add: Iterable[Entry] = (),
                      drop_ids: Iterable[str] = (), drop_tenants: Iterable[str] = ()) -> list[Entry]:
-        result = await run(conn, "sh", self.change_script(service, list(add), set(drop_ids), set(drop_tenants)))
-        if result.exit_status == LOCKED:
+        result = await run(conn, self.change_script(service, list(add), set(drop_ids), set(drop_tenants)))
+        if result.rc == LOCKED:
             raise RegistryError(f"the {service} registry is locked by another zetactl for more than {LOCK_WAIT}s")
-        if result.exit_status != 0:
-            raise RegistryError(f"cannot change the {service} registry (exit {result.exit_status}): "
-                                f"{str(result.stderr).strip()[-300:]}; the registry was left as it was")
-        return parse(str(result.stdout))
+        if result.rc != 0:
+            raise RegistryError(f"cannot change the {service} registry (exit {result.rc}): "
+                                f"{shown(result.err.strip()[-300:])}; the registry was left as it was")
+        return parse(_registry(result))
 
-    def change_script(self, service: str, add: list[Entry], drop_ids: set[str], drop_tenants: set[str]) -> str:
+    def change_script(self, service: str, add: list[Entry], drop_ids: set[str], drop_tenants: set[str]) -> Sh:
         for entry in add:
             entry.check()
             if entry.service != service:
@@ -115,43 +116,10 @@ class FileRegistry:
         patterns = [f"^{i} " for i in sorted(drop_ids)] + [f"^[^ ]+ {t.replace('.', '[.]')} "
                                                           for t in sorted(drop_tenants)]
         patterns.append("^#")  # the header is written anew
-        return CHANGE_SCRIPT.format(
-            dir=f"{self.root}/{service}", service=service, wait=LOCK_WAIT, locked=LOCKED,
-            patterns="\n".join(patterns), add=self._append(add))
-
-    @staticmethod
-    def _append(add: list[Entry]) -> str:
-        if not add:
-            return ""
-        return "cat >> \"$t\" <<'ZETA_ADD'\n" + "".join(e.line() + "\n" for e in sorted(add)) + "ZETA_ADD"
+        return script("registry_change.sh", DIR=f"{self.root}/{service}", SERVICE=service, WAIT=LOCK_WAIT,
+                      LOCKED=LOCKED, DROP="\n".join(patterns), ADD="\n".join(e.line() for e in sorted(add)))
 
 
-CHANGE_SCRIPT = r"""set -eu
-umask 077
-d={dir}; f=$d/registry
-mkdir -p "$d"
-exec 9>>"$d/.lock"
-if command -v flock >/dev/null 2>&1; then
-  flock -w {wait} 9 || {{ echo "registry {service} locked by another zetactl" >&2; exit {locked}; }}
-else
-  echo "flock(1) (util-linux) is missing on this hub host" >&2; exit 1
-fi
-if [ -e "$f" ] && [ ! -f "$f" ]; then echo "cannot read $f: not a regular file" >&2; exit 1; fi
-t=$(mktemp "$d/.registry.XXXXXX")
-trap 'rm -f "$t" "$t.drop"' EXIT
-cat > "$t.drop" <<'ZETA_DROP'
-{patterns}
-ZETA_DROP
-echo "# zeta hub registry v1 ({service}): token_id tenant service sha256 not_after" > "$t"
-if [ -f "$f" ]; then
-  rc=0; grep -v -E -f "$t.drop" "$f" >> "$t" || rc=$?
-  [ "$rc" -le 1 ] || {{ echo "cannot read $f (grep exit $rc)" >&2; exit 1; }}
-fi
-{add}
-sync "$t" 2>/dev/null || sync
-chmod 0600 "$t"
-if id -u "zeta-hub-{service}" >/dev/null 2>&1; then chown "zeta-hub-{service}" "$t"; fi
-mv -Tf "$t" "$f"
-sync "$d" 2>/dev/null || true
-cat "$f"
-"""
+def _registry(result: Answer) -> str:
+    """The registry file a registry script answered (BadAnswer when the answer is not well formed)."""
+    return result.records().text("registry")

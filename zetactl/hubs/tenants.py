@@ -46,7 +46,13 @@ from zetactl.hubs.model import (
 from zetactl.hubs.records import Tenant, Token
 from zetactl.hubs.registry import Entry, FileRegistry, RegistryBackend, RegistryError
 from zetactl.inventory import Inventory
-from zetactl.transport import ConnectOptions, connect, run
+from zetactl.remote import BadAnswer, Sh, lines, script, sh, shown, source
+from zetactl.remote.runner import run
+from zetactl.steps.credential import GENERATIONS
+from zetactl.steps.credential import NODE_STATE as CREDS_STATE
+from zetactl.transport import ConnectOptions, connect
+
+HUBS_STATE = "/var/lib/zeta/hubs"
 
 T = TypeVar("T")
 # restarted when a token changes (they load it with LoadCredential=, playbooks/templates/zeta-tenant.nix.j2);
@@ -127,7 +133,7 @@ class Hubs:
                 return exc
             try:
                 return await work(conn, host)
-            except (Unreachable, RegistryError) as exc:
+            except (Unreachable, RegistryError, BadAnswer) as exc:
                 return exc
             finally:
                 conn.close()
@@ -138,28 +144,26 @@ class Hubs:
 
 # -- capacity ---------------------------------------------------------------------------------------------
 
-CAPACITY_SCRIPT = r"""d=/var/lib/zeta/hubs; [ -d "$d" ] || d=/var/lib; [ -d "$d" ] || d=/
-df -Pk "$d" | awk 'NR == 2 { print "disk", $4 }'
-awk '/^MemAvailable:/ { print "mem", $2 }' /proc/meminfo
-cat /var/lib/zeta/hubs/*/registry 2>/dev/null | awk '!/^#/ && NF == 5 { print "tenant", $2 }' | sort -u
-"""
+def capacity_script() -> Sh:
+    """Fields disk, mem (KiB) and tenants under $zk (scripts/hub_capacity.sh)."""
+    return script("hub_capacity.sh", HUBS=HUBS_STATE)
 
 
 async def capacity(hubs: Hubs) -> list[Capacity]:
     async def measure(conn: asyncssh.SSHClientConnection, host: str) -> Capacity:
-        result = await run(conn, "sh", CAPACITY_SCRIPT)
+        result = await run(conn, lines(Sh("zk=cap"), capacity_script()))
         mine = hubs.on(host)
         cap = Capacity(host, disk_per_tenant=sum(s.tenant_disk for s in mine),
                        mem_per_tenant=sum(s.tenant_memory for s in mine))
-        values = {}
-        for line in str(result.stdout).splitlines():
-            key, _, value = line.partition(" ")
-            if key == "tenant":
-                cap.tenants += 1
-            elif value.strip().isdigit():
-                values[key] = int(value) * 1024
+        try:
+            found = result.records().under("cap")
+        except BadAnswer as exc:
+            cap.error = f"the hub host's answer was not well formed: {exc}"
+            return cap
+        cap.tenants = len([line for line in found.get("tenants", "").splitlines() if line])
+        values = {k: int(found[k]) * 1024 for k in ("disk", "mem") if found.get(k, "").isdigit()}
         if "disk" not in values or "mem" not in values:
-            cap.error = f"could not read free disk and memory: {str(result.stderr).strip()[-200:]}"
+            cap.error = f"could not read free disk and memory: {shown(result.err.strip()[-200:])}"
         cap.free_disk, cap.mem_available = values.get("disk", 0), values.get("mem", 0)
         return cap
 
@@ -347,15 +351,15 @@ def seal_tokens(hubs: Hubs, tenant: Tenant, minted: dict[str, tokens.Minted]) ->
 
 async def installed_generations(hubs: Hubs, machine: str, names: list[str]) -> dict[str, int]:
     """The generation of each credential the machine holds (its markers); {} when it cannot be reached."""
-    script = "".join(f"echo \"{n} $(sed -n 's/^generation //p' /var/lib/zeta/creds/{n}.meta 2>/dev/null)\"\n"
-                     for n in names)
+    asked = lines(source("cred_generations.sh"),
+                  *(sh(Sh("zc_generation"), index, name, CREDS_STATE) for index, name in enumerate(names)))
     try:
         async with await connect(hubs.inv.host(machine), hubs.options) as conn:
-            result = await run(conn, "sh", script)
-    except Unreachable:
+            records = (await run(conn, asked)).records()
+    except (Unreachable, BadAnswer):
         return {}
-    found = (line.split() for line in str(result.stdout).splitlines())
-    return {f[0]: int(f[1]) for f in found if len(f) == 2 and f[1].isdigit()}
+    return {name: int(records.text(f"g{index}")) for index, name in enumerate(names)
+            if records.text(f"g{index}").isdigit()}
 
 
 def delivery_playbook(hubs: Hubs, tenant: Tenant, *, retire: bool = False) -> Path:
@@ -403,34 +407,22 @@ def deliver(hubs: Hubs, inventory: Path, tenant: Tenant, *, retire: bool = False
     return f"{outcome.status}: {outcome.error or failed}".strip(": ")
 
 
-REMOVE_FILES = r"""set -eu
-for n in {names}; do
-  rm -rf "/run/zeta/creds/.gen/$n"
-  rm -f "/var/lib/zeta/creds/$n.meta" "/var/lib/zeta/creds/$n.age"
-done
-for p in {paths}; do
-  [ -L "$p" ] && rm -f "$p"
-done
-rm -f {endpoints}
-echo removed
-"""
-
-
 async def remove_files(hubs: Hubs, tenant: Tenant) -> str | None:
     kinds = sorted({t.service for t in tenant.tokens})
     if tenant.machine not in hubs.inv.hosts:  # retired: its files went with it
         for kind in kinds:
             shutil.rmtree(creds_store.creds_dir() / credential_name(tenant.name, kind), ignore_errors=True)
         return None
-    script = REMOVE_FILES.format(names=" ".join(credential_name(tenant.name, k) for k in kinds),
-                                 paths=" ".join(token_path(k) for k in kinds), endpoints=ENDPOINTS_FILE)
+    removal = script("tenant_remove.sh", NAMES="\n".join(credential_name(tenant.name, k) for k in kinds),
+                     PATHS="\n".join(token_path(k) for k in kinds), ENDPOINTS=ENDPOINTS_FILE,
+                     GENS=GENERATIONS, STATE=CREDS_STATE)
     try:
         async with await connect(hubs.inv.host(tenant.machine), hubs.options) as conn:
-            result = await run(conn, "sh", script)
+            result = await run(conn, removal)
     except Unreachable as exc:
         return str(exc)
-    if result.exit_status != 0:
-        return f"exit {result.exit_status}: {str(result.stderr).strip()[-200:]}"
+    if result.rc != 0:
+        return f"exit {result.rc}: {shown(result.err.strip()[-200:])}"
     for kind in kinds:
         shutil.rmtree(creds_store.creds_dir() / credential_name(tenant.name, kind), ignore_errors=True)
     return None

@@ -15,6 +15,7 @@ from typing import Any
 
 from zetactl.errors import BadInput
 from zetactl.inventory.model import Group, Host, Inventory
+from zetactl.remote import names
 from zetactl.yamlsrc import Located, load_yaml
 
 GROUP_KEYS = {"hosts", "children", "vars"}
@@ -145,8 +146,12 @@ class _Builder:
         return False
 
     def _add_host(self, group: str, host: str, hosts: Located) -> None:
-        if not host or any(c.isspace() for c in host) or host in ("all", "ungrouped"):
-            raise hosts.error(f"invalid host name {host!r}", host)
+        if host in ("all", "ungrouped"):
+            raise hosts.error(f"invalid host name {host!r} (the name of a group)", host)
+        try:
+            names.host_name(host)
+        except BadInput as exc:
+            raise hosts.error(exc.message, host) from None
         body = hosts[host]
         if body is not None and not isinstance(body, Located):
             raise hosts.error(f"host {host!r} must map to its variables (or nothing)", host)
@@ -213,6 +218,15 @@ class _Builder:
         for key, value in (("ansible_host", address), ("ansible_user", user)):
             if not isinstance(value, str) or not value:
                 raise fail(f"{key} must be a non-empty string")
+        try:
+            names.host_name(address, "ansible_host")
+            names.account(user, "ansible_user")
+            if merged.get("zeta_role") is not None:
+                names.role(merged["zeta_role"], "zeta_role")
+            if merged.get("zeta_node_id") is not None:
+                names.node_id(merged["zeta_node_id"], "zeta_node_id")
+        except BadInput as exc:
+            raise fail(exc.message) from None
         key_file = merged.get("ansible_ssh_private_key_file")
         if key_file is not None and not isinstance(key_file, str):
             raise fail("ansible_ssh_private_key_file must be a path")

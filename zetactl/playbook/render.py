@@ -10,7 +10,6 @@ plus the magic names inventory_hostname, group_names, groups and playbook_dir.
 from __future__ import annotations
 
 import re
-import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ from zetactl.errors import BadInput
 from zetactl.facts import FACTS_PENDING, FactsPending, NeedsFacts
 from zetactl.inventory import Host, Inventory
 from zetactl.playbook.model import Playbook, StepDecl
+from zetactl.remote import quote
 from zetactl.steps import KINDS, Step, Where
 
 WHOLE_EXPRESSION = re.compile(r"^\{\{((?:(?!\{\{|\}\}).)*)\}\}\Z", re.S)  # "{{ x }}" exactly: x keeps its type
@@ -43,7 +43,7 @@ class Renderer:
             keep_trailing_newline=True,
             autoescape=False,
         )
-        self.env.filters.update(nix=to_nix, combine=combine, quote=lambda v: shlex.quote(str(v)),
+        self.env.filters.update(nix=to_nix, combine=combine, quote=lambda v: quote(str(v)).text,
                                 basename=lambda p: str(p).rstrip("/").rsplit("/", 1)[-1])
         self._compiled: dict[str, jinja2.Template] = {}
         self._expressions: dict[str, Any] = {}

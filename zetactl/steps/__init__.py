@@ -9,7 +9,6 @@ from zetactl.steps.base import (
     NoChange,
     Observed,
     Option,
-    RemoteResult,
     Step,
     Where,
 )
@@ -36,7 +35,6 @@ __all__ = [
     "NoChange",
     "Observed",
     "Option",
-    "RemoteResult",
     "Step",
     "Where",
 ]

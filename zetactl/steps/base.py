@@ -3,21 +3,24 @@
 A step runs on the node as POSIX sh fragments (NixOS has no Python by default). The engine batches
 the fragments of many steps into one remote script; a step never talks to the connection itself.
 
-    probe_script()      sh that prints `key value` lines describing the current state
-    decide(observed)    pure: NoChange("because ...") or Change(summary, apply script, diff)
+    probe_path()        the one path whose attributes (and sha256) the engine reads with every other step's
+    probe_script()      Sh writing the fields it reads beyond that: `zv NAME VALUE` (a record the node cannot forge)
+    decide(observed)    pure: NoChange("because ...") or Change(summary, apply script (Sh), diff)
     verify(observed)    after apply, re-probed (probe_path + verify_script): None when the desired state holds
+
+Every value in a script goes through zetactl.remote's builder (sh(), cat(), script()): quoted by construction.
 """
 
 from __future__ import annotations
 
 import base64
-import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from zetactl.errors import BadInput
+from zetactl.remote import EMPTY, Answer, Sh, cat, lines, sh, shown
 
 Observed = Mapping[str, str]
 
@@ -39,7 +42,7 @@ class NoChange:
 @dataclass(frozen=True)
 class Change:
     summary: str
-    script: str = field(repr=False)  # may carry file content: never logged
+    script: Sh = field(repr=False)  # may carry file content: never logged
     diff: str | None = field(default=None, repr=False)
 
 
@@ -116,14 +119,14 @@ class Step(ABC):
     def probe_path(self) -> tuple[str, bool] | None:
         """The one path whose attributes (type, mode, owner, group, size, link target) the probe reads, and
         whether its sha256 too. The engine reads these for every step of a script in one `stat` and one
-        `sha256sum` (steps/probes.py), then adds what `probe_script` prints."""
+        `sha256sum` (zp_stats, zp_shas in remote/scripts/prelude.sh), then adds what `probe_script` writes."""
         return None
 
     @abstractmethod
-    def probe_script(self) -> str:
-        """sh printing `key value` lines, beyond what `probe_path` reads ("" when nothing more)."""
+    def probe_script(self) -> Sh:
+        """Sh writing `zv NAME VALUE` fields, beyond what `probe_path` reads (EMPTY when nothing more)."""
 
-    def verify_script(self) -> str:
+    def verify_script(self) -> Sh:
         """sh run right after the apply, printing what `verify` needs beyond `probe_path` (default: the probe's)."""
         return self.probe_script()
 
@@ -160,17 +163,15 @@ def validate_args(kind: str, options: Mapping[str, Option], args: Mapping[str, A
 
 # -- helpers shared by step kinds ------------------------------------------------------------
 
-def q(value: str) -> str:
-    return shlex.quote(value)
-
-
 def normalize_mode(value: Any, where: Where, kind: str) -> str | None:
     """Accept "0644", "644", 0o644 (YAML 0644) and return the 4-digit octal string."""
     if value is None:
         return None
+    if isinstance(value, int) and not 0 <= value <= 0o7777:
+        raise where.error(f"{kind}: mode must be octal like '0644', not a number that large")
     text = format(value, "o") if isinstance(value, int) else str(value).strip()
     if not text or len(text) > 4 or any(c not in "01234567" for c in text):
-        raise where.error(f"{kind}: mode must be octal like '0644', not {value!r}")
+        raise where.error(f"{kind}: mode must be octal like '0644', not {shown(str(value)[:20], line=True)!r}")
     return text.rjust(4, "0")
 
 
@@ -183,23 +184,24 @@ def attributes_drift(observed: Observed, mode: str | None, owner: str | None, gr
     if mode is not None and observed_mode(observed) != mode:
         changes.append(f"mode {observed_mode(observed)} -> {mode}")
     if owner is not None and observed.get("owner") != owner:
-        changes.append(f"owner {observed.get('owner')} -> {owner}")
+        changes.append(f"owner {shown(observed.get('owner', ''), line=True)} -> {owner}")
     if group is not None and observed.get("group") != group:
-        changes.append(f"group {observed.get('group')} -> {group}")
+        changes.append(f"group {shown(observed.get('group', ''), line=True)} -> {group}")
     return changes
 
 
-def attributes_script(path: str, mode: str | None, owner: str | None, group: str | None) -> str:
-    lines = []
-    if owner is not None or group is not None:
-        lines.append(f"chown -h {q((owner or '') + (':' + group if group else ''))} {q(path)}")
-    if mode is not None:
-        lines.append(f"chmod {mode} {q(path)}")
-    return "\n".join(lines)
+def _owner_group(owner: str | None, group: str | None) -> str:
+    return (owner or "") + (":" + group if group else "")
+
+
+def attributes_script(path: str, mode: str | None, owner: str | None, group: str | None) -> Sh:
+    return lines(
+        sh(Sh("chown -h --"), _owner_group(owner, group), path) if owner is not None or group is not None else EMPTY,
+        sh(Sh("chmod --"), mode, path) if mode is not None else EMPTY)
 
 
 def write_file_script(path: str, content: bytes, mode: str | None, owner: str | None, group: str | None,
-                      *, exists: bool = True) -> str:
+                      *, exists: bool = True) -> Sh:
     """Write content to a temp file in the same directory, set attributes, then rename into place.
 
     A reader never sees a half-written file: on any failure (a full disk) the temp file is removed
@@ -214,51 +216,44 @@ def write_file_script(path: str, content: bytes, mode: str | None, owner: str | 
     by_umask = mode is not None and int(mode, 8) & 0o7111 == 0
     umask = f"{0o777 & ~int(mode, 8):03o}" if mode is not None and by_umask else (
         "022" if mode is None and not exists else "077")
-    lines = [
-        f"zt={q((parent or '') + '/.' + name + '.zeta-tmp.')}$$",
-        "trap 'rm -f \"$zt\"' EXIT",
-        f"umask {umask}",
+    temp = Sh('"$zt"')
+    parts = [
+        cat(Sh("zt="), parent + "/." + name + ".zeta-tmp.", Sh("$$")),
+        Sh("trap 'rm -f \"$zt\"' EXIT"),
+        sh(Sh("umask"), umask),
         _content_script(content),
     ]
     if exists:
-        lines.append("sync -d \"$zt\" 2>/dev/null || true")
-        keep = ([] if mode is not None else [f"chmod --reference={q(path)} \"$zt\""]) + (
-            [] if owner is not None and group is not None else [f"chown --reference={q(path)} \"$zt\""])
+        parts.append(Sh('sync -d "$zt" 2>/dev/null || true'))
+        keep = ([] if mode is not None else [sh(cat(Sh("chmod --reference="), path), temp)]) + (
+            [] if owner is not None and group is not None else [sh(cat(Sh("chown --reference="), path), temp)])
         if keep:  # what is not given comes from the old file
-            fallback = "; else chmod 0644 \"$zt\"" if mode is None else ""
-            lines.append(f"if [ -e {q(path)} ]; then {'; '.join(keep)}{fallback}; fi")
+            fallback = [Sh('else chmod 0644 "$zt";')] if mode is None else []
+            parts.append(sh(Sh("if [ -e"), path, Sh("]; then"), *[k + Sh(";") for k in keep], *fallback, Sh("fi")))
     if owner is not None or group is not None:
-        lines.append(f"chown {q((owner or '') + (':' + group if group else ''))} \"$zt\"")
+        parts.append(sh(Sh("chown --"), _owner_group(owner, group), temp))
     if mode is not None and not by_umask:
-        lines.append(f"chmod {mode} \"$zt\"")
-    lines.append(f"mv -f \"$zt\" {q(path)}")
-    lines.append("trap - EXIT")
-    return "\n".join(lines)
+        parts.append(sh(Sh("chmod --"), mode, temp))
+    parts.append(sh(Sh("mv -f --"), temp, path))
+    parts.append(Sh("trap - EXIT"))
+    return lines(*parts)
 
 
 PRINTF_LIMIT = 256 * 1024
 
 
-def _content_script(content: bytes) -> str:
+def _content_script(content: bytes) -> Sh:
     """Write `content` to "$zt": printf (a shell builtin) for UTF-8 text without NUL, else base64 -d."""
     if len(content) <= PRINTF_LIMIT and b"\0" not in content:
         try:
-            return f"printf '%s' {q(content.decode('utf-8'))} > \"$zt\""
+            return sh(Sh("printf '%s'"), content.decode("utf-8"), Sh('> "$zt"'))
         except UnicodeDecodeError:
             pass
     encoded = base64.b64encode(content).decode()
-    wrapped = "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
-    return f"base64 -d > \"$zt\" <<'ZETA_EOF'\n{wrapped}\nZETA_EOF"
+    return lines(cat(Sh("zd="), encoded), Sh('printf \'%s\\n\' "$zd" | base64 -d > "$zt"'))
 
 
 # -- action steps: a change that is a conversation with the node, not one script -------------
-
-@dataclass(frozen=True)
-class RemoteResult:
-    rc: int | None  # None: the connection or the remote shell died
-    stdout: str
-    stderr: str
-
 
 class ActionContext(Protocol):
     """What the engine lends an action step: its host's connection, fresh connections, the journal."""
@@ -266,11 +261,11 @@ class ActionContext(Protocol):
     host: str
     run_id: str
 
-    async def run(self, script: str, timeout: float) -> RemoteResult:
-        """Run `script` (on stdin) over the run's connection; raises Unreachable when it is gone."""
+    async def run(self, script: Sh, timeout: float) -> Answer:
+        """Run `script` over the run's connection (its lock session); raises Unreachable when it is gone."""
         ...
 
-    async def run_fresh(self, script: str, timeout: float) -> RemoteResult:
+    async def run_fresh(self, script: Sh, timeout: float) -> Answer:
         """Open a NEW connection (host key checked), run `script`, close; raises Unreachable."""
         ...
 

@@ -18,7 +18,9 @@ import base64
 from typing import ClassVar
 
 from zetactl.errors import BadInput
-from zetactl.steps.base import Change, Decision, NoChange, Observed, Option, Step, q
+from zetactl.remote import BadAnswer, Sh, fail, lines, script, sh, shown, source
+from zetactl.remote.frame import c_string, fields
+from zetactl.steps.base import Change, Decision, NoChange, Observed, Option, Step
 
 NODE_STATE = "/var/lib/zeta/creds"
 GENERATIONS = "/run/zeta/creds/.gen"
@@ -64,19 +66,18 @@ class Credential(Step):
     def touches(self) -> tuple[str, ...]:
         return (self.record.target.path, f"{NODE_STATE}/{self.name}.meta", f"{GENERATIONS}/{self.name}")
 
-    def probe_script(self) -> str:
-        path = q(self.record.target.path)
-        return (f"[ -f {NODE_STATE}/{self.name}.meta ] && sed 's/^/m_/' {NODE_STATE}/{self.name}.meta\n"
-                f"if [ -f {path} ]; then echo 'present yes'; stat -L -c 'stat %a %U %G' {path}; fi\n"
-                f"echo \"gens $(ls {GENERATIONS}/{self.name} 2>/dev/null | tr '\\n' ' ')\"")
+    def probe_script(self) -> Sh:
+        return script("credential_probe.sh", N=self.name, STATE=NODE_STATE, GENS=GENERATIONS,
+                      TARGET=self.record.target.path)
 
     def _installed(self, observed: Observed) -> tuple[int, str, bool]:
-        generation = observed.get("m_generation", "")
+        meta = fields(observed.get("meta", ""), f"{NODE_STATE}/{self.name}.meta")
+        generation = meta.get("generation", "")
         target = self.record.target
-        stat = observed.get("stat", "").split()
-        right = (observed.get("present") == "yes" and len(stat) == 3 and stat[0].rjust(4, "0") == target.mode
+        stat = observed.get("stat", "").split(" ")
+        right = (len(stat) == 3 and stat[0].rjust(4, "0") == target.mode
                  and stat[1] == target.owner and stat[2] == target.group)
-        return int(generation) if generation.isdigit() else 0, observed.get("m_digest", ""), right
+        return int(generation) if generation.isdigit() else 0, meta.get("digest", ""), right
 
     def decide(self, observed: Observed) -> Decision:
         generation, digest, right = self._installed(observed)
@@ -84,19 +85,17 @@ class Credential(Step):
         if generation > self.generation:
             return Change(f"node has generation {generation} of {self.name}, newer than the controller's "
                           f"{self.generation}",
-                          f"echo {q(f'refusing to go back from generation {generation} to {self.generation}')} >&2; "
-                          f"exit {REFUSED}")
+                          fail(f"refusing to go back from generation {generation} to {self.generation}", REFUSED))
         current = generation == self.generation and digest == self.digest and right
         if self.args["retire"]:
-            old = [g for g in observed.get("gens", "").split() if g.isdigit() and int(g) != self.generation]
+            old = [g for g in generations(observed) if g.isdigit() and int(g) != self.generation]
             if not current:
                 return Change(f"cannot retire: generation {self.generation} of {self.name} is not installed",
-                              f"echo 'generation {self.generation} of {self.name} is not installed' >&2; "
-                              f"exit {REFUSED}")
+                              fail(f"generation {self.generation} of {self.name} is not installed", REFUSED))
             if not old:
                 return NoChange(f"only generation {self.generation} of {self.name} is on the node")
             return Change(f"retire {self.name} generation(s) {', '.join(sorted(old))}",
-                          "\n".join(f"rm -f {GENERATIONS}/{self.name}/{g}" for g in old),
+                          lines(*(sh(Sh("rm -f --"), f"{GENERATIONS}/{self.name}/{g}") for g in old)),
                           f"{self.name}: retire generation(s) {', '.join(sorted(old))}\n")
         if current:
             return NoChange(f"{self.name} generation {self.generation} installed (digest {short}...)")
@@ -108,81 +107,18 @@ class Credential(Step):
                 f"{self.record.target.path} {self.record.target.mode} {self.record.target.owner}\n")
         return Change(f"install {self.name} ({why})", self.install_script(), diff)
 
-    def install_script(self) -> str:
-        encoded = base64.b64encode(self.envelope).decode()
-        wrapped = "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
-        return INSTALL.replace("@NAME@", self.name).replace("@ENVELOPE@", wrapped)
+    def install_script(self) -> Sh:
+        return lines(source("credential_check.sh"),
+                     script("credential_install.sh", N=self.name, ENVELOPE=base64.b64encode(self.envelope).decode(),
+                            STATE=NODE_STATE, GENS=GENERATIONS, REFUSED=REFUSED))
 
 
-# Checks an opened envelope ($W/plain) on the node, before anything is installed: POSIX sh + coreutils; the
-# value only ever travels as file content. Needs N (the credential), S (the state dir), me (this node's id) and
-# refuse(). The digest (the header's last line) is sha256 of the plaintext without that line, recomputed over
-# the exact bytes: any byte changed, inserted or removed, in the header or the value, is refused before a
-# field is read. Leaves $W/head, $W/value and d, na, gen, cur, path, mode, owner, group (checked).
-CHECK = r"""sed -n '1,/^$/p' "$W/plain" > "$W/head"
-magic=$(head -n 1 "$W/head")
-[ "$magic" != "zeta-credential v1" ] || refuse "envelope format v1, sealed by an older zetactl (its header is \
-not bound to its digest): reseal it with zetactl creds rotate $N --from-file FILE"
-[ "$magic" = "zeta-credential v2" ] || refuse "not a zeta credential envelope (v2)"
-hn=$(wc -l < "$W/head"); hl=$(wc -c < "$W/head")
-[ "$hn" -ge 3 ] && [ -z "$(tail -n 1 "$W/head")" ] || refuse "the envelope has no header end"
-tail -c +"$((hl + 1))" "$W/plain" > "$W/value"
-d=$(sed -n "$((hn - 1))s/^digest //p" "$W/head")
-[ -n "$d" ] && [ "$({ sed "$((hn - 1))d" "$W/head"; cat "$W/value"; } | sha256sum | cut -d' ' -f1)" = "$d" ] \
-  || refuse "the header or the value does not match the envelope's digest (edited or damaged after sealing)"
-h() { sed -n "s/^$1 //p" "$W/head" | head -n 1; }
-[ "$(h node)" = "$me" ] || refuse "sealed for node '$(h node)', this node is '$me'"
-[ "$(h name)" = "$N" ] || refuse "the envelope holds credential '$(h name)', not '$N'"
-na=$(h not-after)
-case "$na" in ''|*[!0-9]*) refuse "not-after '$na' is not a number" ;; esac
-[ "$na" = 0 ] || [ "$(date +%s)" -lt "$na" ] || refuse "expired at $(date -u -d "@$na" '+%Y-%m-%d %H:%M:%S') UTC"
-gen=$(h generation)
-case "$gen" in ''|*[!0-9]*) refuse "generation '$gen' is not a number" ;; esac
-cur=$(sed -n 's/^generation //p' "$S/$N.meta" 2>/dev/null || true); cur=${cur:-0}
-[ "$gen" -ge "$cur" ] || refuse "generation $gen is older than the installed generation $cur (a replay?)"
-[ "$(wc -c < "$W/value")" -eq "$(h length)" ] || refuse "the value is not $(h length) bytes long (truncated?)"
-path=$(h path); mode=$(h mode); owner=$(h owner); group=$(h group)
-case "$path" in
-  */../*|*/..) refuse "path $path climbs out of /run" ;;
-  /run/?*) ;;
-  *) refuse "path $path is not under /run (tmpfs)" ;;
-esac
-case "$mode" in [0-7][0-7][0-7]|0[0-7][0-7][0-7]) ;; *) refuse "mode $mode is not octal" ;; esac
-[ $((0$mode & 0037)) -eq 0 ] || refuse "mode $mode lets others (or the group) write or read it"
-"""
-
-# Runs on the node under `set -e` (the engine's apply wrapper). Values only ever touch tmpfs (/run).
-INSTALL = r"""N=@NAME@
-S=/var/lib/zeta/creds
-G=/run/zeta/creds/.gen/$N
-mkdir -p /run/zeta/creds/.in "$G" "$S"
-chmod 0755 /run/zeta/creds /run/zeta/creds/.gen
-chmod 0700 /run/zeta/creds/.in "$S"
-W=$(mktemp -d /run/zeta/creds/.in/XXXXXX)
-trap 'rm -rf "$W"' EXIT
-refuse() { echo "refused: $*" >&2; exit 3; }
-base64 -d > "$W/envelope.age" <<'ZETA_ENVELOPE'
-@ENVELOPE@
-ZETA_ENVELOPE
-command -v age >/dev/null 2>&1 || refuse "the age tool is not installed on this node"
-age -d -i /etc/ssh/ssh_host_ed25519_key -o "$W/plain" "$W/envelope.age" 2> "$W/err" \
-  || refuse "cannot open the envelope with this node's host key: $(head -c 300 "$W/err")"
-me=$(cat /etc/zeta/node-id 2>/dev/null || hostname)
-@CHECK@chown "$owner:$group" "$W/value" || refuse "owner $owner:$group does not exist on this node"
-chmod "$mode" "$W/value"
-mv -f "$W/value" "$G/.$gen.tmp" && mv -f "$G/.$gen.tmp" "$G/$gen"
-mkdir -p "$(dirname "$path")"
-ln -sfn "$G/$gen" "$path.zeta-tmp" && mv -Tf "$path.zeta-tmp" "$path"
-for old in $(ls "$G"); do
-  case "$old" in "$gen"|"$cur") ;; *) rm -f "$G/$old" ;; esac   # keep the previous until retired
-done
-cp "$W/envelope.age" "$S/.$N.age.tmp" && mv -f "$S/.$N.age.tmp" "$S/$N.age"
-for unit in $(h units); do  # a unit this node does not have (yet) is no error
-  [ "$(systemctl show -p LoadState --value -- "$unit" 2>/dev/null)" = not-found ] && continue
-  systemctl try-restart -- "$unit"
-done
-# the marker last: a failed restart (or a cut connection) makes the next run install and restart again
-{ printf 'generation %s\ndigest %s\nnot-after %s\npath %s\ninstalled %s\n' "$gen" "$d" "$na" "$path" \
-    "$(date +%s)"; } > "$S/.$N.meta.tmp" && mv -f "$S/.$N.meta.tmp" "$S/$N.meta"
-echo "installed $N generation $gen"
-""".replace("@CHECK@", CHECK)
+def generations(observed: Observed) -> list[str]:
+    """The generation files of a credential on the node (`ls --quoting-style=c`: each name C-quoted)."""
+    found = []
+    for line in observed.get("gens", "").splitlines():
+        name, end = c_string(line.encode("utf-8", "surrogateescape"), 0)
+        if end != len(line.encode("utf-8", "surrogateescape")):
+            raise BadAnswer(f"ls answered {shown(line[:60], line=True)!r}")
+        found.append(name.decode("utf-8", "surrogateescape"))
+    return found

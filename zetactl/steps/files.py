@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from zetactl.errors import BadInput
+from zetactl.remote import EMPTY, Sh, cat, fail, lines, names, sh, shown
 from zetactl.steps.base import (
     Change,
     Decision,
@@ -20,7 +22,6 @@ from zetactl.steps.base import (
     attributes_drift,
     attributes_script,
     normalize_mode,
-    q,
     write_file_script,
 )
 
@@ -36,10 +37,16 @@ class PathStep(Step):
     """Common to steps that manage one absolute path with optional mode/owner/group."""
 
     def setup(self) -> None:
-        path = self.args["path"]
-        if not path.startswith("/") or "\0" in path or path.rstrip("/") == "":
-            raise self.where.error(f"{self.kind}: path must be absolute (and not /), not {path!r}")
-        self.args["path"] = path.rstrip("/") if len(path) > 1 else path
+        try:
+            path = names.path(self.args["path"], f"{self.kind}: path")
+            for key in ("owner", "group"):
+                if self.args.get(key) is not None:
+                    names.account(self.args[key], f"{self.kind}: {key}")
+        except BadInput as exc:
+            raise self.where.error(exc.message) from None
+        if path.rstrip("/") == "":
+            raise self.where.error(f"{self.kind}: path must not be / itself")
+        self.args["path"] = path.rstrip("/")
         if "mode" in self.options:
             self.args["mode"] = normalize_mode(self.args.get("mode"), self.where, self.kind)
 
@@ -50,13 +57,13 @@ class PathStep(Step):
     def probe_path(self) -> tuple[str, bool] | None:
         return (self.path, False)
 
-    def probe_script(self) -> str:
-        return ""
+    def probe_script(self) -> Sh:
+        return EMPTY
 
     def _absent(self, observed: Observed) -> Decision:
         if observed.get("type") == "absent":
             return NoChange(f"{self.path} is absent")
-        return Change(f"remove {self.path}", f"rm -rf -- {q(self.path)}")
+        return Change(f"remove {self.path}", sh(Sh("rm -rf --"), self.path))
 
 
 class Directory(PathStep):
@@ -73,12 +80,13 @@ class Directory(PathStep):
             return self._absent(observed)
         kind = observed.get("type")
         if kind == "absent":  # mkdir -m sets the mode of the last directory (no chmod process)
-            made = f"mkdir -p -m {a['mode']} -- {q(self.path)}" if a["mode"] else f"mkdir -p -- {q(self.path)}"
-            script = "\n".join(filter(None, [made, attributes_script(self.path, None, a["owner"], a["group"])]))
+            made = sh(Sh("mkdir -p -m"), a["mode"], Sh("--"), self.path) if a["mode"] else \
+                sh(Sh("mkdir -p --"), self.path)
+            script = lines(made, attributes_script(self.path, None, a["owner"], a["group"]))
             return Change(f"create directory {self.path}", script)
         if kind != "directory":
             return Change(f"{self.path} is a {kind}, not a directory",
-                          f"echo '{self.path} exists and is not a directory' >&2; exit 1")
+                          fail(f"{self.path} exists and is not a directory"))
         drift = attributes_drift(observed, a["mode"], a["owner"], a["group"])
         if drift:
             return Change(", ".join(drift), attributes_script(self.path, a["mode"], a["owner"], a["group"]))
@@ -114,8 +122,10 @@ class File(PathStep):
     def probe_path(self) -> tuple[str, bool] | None:
         return (self.path, True)
 
-    def probe_script(self) -> str:
-        return f"zp_content {q(self.path)} {DIFF_LIMIT}" if self.want_content and not self.args["sensitive"] else ""
+    def probe_script(self) -> Sh:
+        if self.want_content and not self.args["sensitive"]:
+            return sh(Sh("zp_content"), self.path, DIFF_LIMIT)
+        return EMPTY
 
     def decide(self, observed: Observed) -> Decision:
         a = self.args
@@ -124,7 +134,7 @@ class File(PathStep):
         kind = observed.get("type")
         if kind not in ("absent", "file"):
             return Change(f"{self.path} is a {kind}, not a file",
-                          f"echo '{self.path} exists and is not a regular file' >&2; exit 1")
+                          fail(f"{self.path} exists and is not a regular file"))
         wanted_sha = hashlib.sha256(self.data).hexdigest()
         if kind == "absent" or observed.get("sha256", "").split(" ")[0] != wanted_sha:
             verb = "create" if kind == "absent" else "update"
@@ -182,8 +192,14 @@ class LineInFile(PathStep):
         super().setup()
         if self.args["state"] == "present" and self.args.get("line") is None:
             raise self.where.error("line_in_file: 'line' is required when state is present")
-        if self.args.get("line") is not None and "\n" in self.args["line"]:
+        if self.args.get("line") is not None and ("\n" in self.args["line"] or "\r" in self.args["line"]):
             raise self.where.error("line_in_file: 'line' must be a single line")
+        for key in ("line", "regexp"):
+            if self.args.get(key) is not None:
+                try:
+                    names.text(self.args[key], f"line_in_file: {key}")
+                except BadInput as exc:
+                    raise self.where.error(exc.message) from None
         if self.args["state"] == "absent" and self.args.get("line") is None and not self.args.get("regexp"):
             raise self.where.error("line_in_file: state absent needs 'line' or 'regexp'")
         self.expected_sha = ""  # set by decide: the sha256 the file must have once the change is applied
@@ -195,11 +211,11 @@ class LineInFile(PathStep):
     def probe_path(self) -> tuple[str, bool] | None:
         return (self.path, True)
 
-    def probe_script(self) -> str:
-        return f"zp_content {q(self.path)} {16 * 1024 * 1024}"
+    def probe_script(self) -> Sh:
+        return sh(Sh("zp_content"), self.path, 16 * 1024 * 1024)
 
-    def verify_script(self) -> str:
-        return ""  # the batch's stat and sha256 tell whether the file now holds what decide computed
+    def verify_script(self) -> Sh:
+        return EMPTY  # the batch's stat and sha256 tell whether the file now holds what decide computed
 
     def verify(self, observed: Observed, apply_output: str) -> str | None:
         a = self.args
@@ -222,13 +238,12 @@ class LineInFile(PathStep):
             if a["state"] == "absent":
                 return NoChange(f"{self.path} does not exist")
             if not a["create"]:
-                return Change(f"{self.path} does not exist",
-                              f"echo '{self.path} does not exist (set create: true)' >&2; exit 1")
+                return Change(f"{self.path} does not exist", fail(f"{self.path} does not exist (set create: true)"))
             old = b""
         elif kind != "file":
-            return Change(f"{self.path} is a {kind}", f"echo '{self.path} is not a regular file' >&2; exit 1")
+            return Change(f"{self.path} is a {kind}", fail(f"{self.path} is not a regular file"))
         elif "content" not in observed:
-            return Change(f"{self.path} too large", f"echo '{self.path} is too large to edit' >&2; exit 1")
+            return Change(f"{self.path} too large", fail(f"{self.path} is too large to edit"))
         else:
             old = base64.b64decode(observed["content"])
         text = old.decode("utf-8", errors="surrogateescape")
@@ -268,29 +283,40 @@ class Symlink(PathStep):
         "force": Option((bool,), default=False, help="replace a file that is in the way"),
     }
 
+    def setup(self) -> None:
+        super().setup()
+        try:
+            names.link_target(self.args["target"], "symlink: target")
+        except BadInput as exc:
+            raise self.where.error(exc.message) from None
+
     def decide(self, observed: Observed) -> Decision:
         a = self.args
         if a["state"] == "absent":
             if observed.get("type") == "link":
-                return Change(f"remove link {self.path}", f"rm -f -- {q(self.path)}")
+                return Change(f"remove link {self.path}", sh(Sh("rm -f --"), self.path))
             return NoChange(f"no link at {self.path}")
         kind = observed.get("type")
         if kind == "link" and observed.get("target") == a["target"]:
             return NoChange(f"{self.path} -> {a['target']} already")
         if kind not in ("absent", "link") and not a["force"]:
             return Change(f"{self.path} is a {kind}",
-                          f"echo '{self.path} exists and is a {kind} (set force: true to replace it)' >&2; exit 1")
+                          fail(f"{self.path} exists and is a {kind} (set force: true to replace it)"))
         parent, _, name = self.path.rpartition("/")
+        temp = Sh('"$zt"')
         if kind == "absent":  # creating a link is atomic: no temp link to rename (one process fewer)
-            script = f"ln -s -- {q(a['target'])} {q(self.path)}"
+            script = sh(Sh("ln -s --"), a["target"], self.path)
         else:
-            script = (f"zt={q(parent + '/.' + name + '.zeta-tmp.')}$$\nln -sfn -- {q(a['target'])} \"$zt\"\n"
-                      + (f"[ -d {q(self.path)} ] && [ ! -L {q(self.path)} ] && rm -rf -- {q(self.path)}\n"
-                         if a["force"] else "")
-                      + f"mv -Tf -- \"$zt\" {q(self.path)}")
+            script = lines(
+                cat(Sh("zt="), parent + "/." + name + ".zeta-tmp.", Sh("$$")),
+                sh(Sh("ln -sfn --"), a["target"], temp),
+                sh(Sh("if [ -d"), self.path, Sh("] && [ ! -L"), self.path, Sh("]; then rm -rf --"), self.path,
+                   Sh("; fi")) if a["force"] else EMPTY,
+                sh(Sh("mv -Tf --"), temp, self.path))
         old = observed.get("target")
-        summary = f"link {self.path} -> {a['target']}" + (f" (was -> {old})" if old else "")
-        return Change(summary, script, f"{self.path}: -> {old or '(none)'}\n{self.path}: -> {a['target']}\n")
+        was = shown(old, line=True) if old is not None else None
+        summary = f"link {self.path} -> {a['target']}" + (f" (was -> {was})" if was is not None else "")
+        return Change(summary, script, f"{self.path}: -> {was or '(none)'}\n{self.path}: -> {a['target']}\n")
 
 
 def unified_diff(path: str, old: bytes, new: bytes) -> str:

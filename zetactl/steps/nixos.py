@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from zetactl.errors import BadInput, Unreachable
+from zetactl.remote import EMPTY, Answer, BadAnswer, Records, Sh, fail, lines, names, script, source
+from zetactl.remote.frame import fields
 from zetactl.steps.base import (
     ActionContext,
     ActionResult,
@@ -36,7 +37,6 @@ from zetactl.steps.base import (
     Observed,
     Option,
     Step,
-    q,
 )
 from zetactl.steps.files import GROUP, MODE, OWNER, PATH, File
 
@@ -115,12 +115,6 @@ class NixosModule(File):
                 f"{match['col']}: {message.removeprefix('error: ')}" + (f"\n    {line}| {text}" if text else ""))
 
 
-def config_digest_command(config_dir: str) -> str:
-    """sh printing the sha256 over every file of the configuration (names and contents)."""
-    return (f"cd {q(config_dir)} 2>/dev/null && find -L . -type f ! -name '.*' | LC_ALL=C sort | "
-            "xargs -r sha256sum | sha256sum | cut -d' ' -f1")
-
-
 class NixosRebuild(ActionStep):
     kind: ClassVar[str] = "nixos_rebuild"
     options: ClassVar[dict[str, Option]] = {
@@ -138,9 +132,10 @@ class NixosRebuild(ActionStep):
         for key in ("confirm_timeout", "switch_timeout"):
             if not 5 <= float(self.args[key]) <= 86400:
                 raise self.where.error(f"nixos_rebuild: {key} must be between 5 and 86400 seconds")
-        config_dir = str(self.args["config_dir"])
-        if not config_dir.startswith("/") or any(ord(c) < 32 or c == "\x7f" for c in config_dir):
-            raise self.where.error("nixos_rebuild: config_dir must be an absolute path without control characters")
+        try:
+            names.path(self.args["config_dir"], "nixos_rebuild: config_dir")
+        except BadInput as exc:
+            raise self.where.error(exc.message) from None
 
     def target(self) -> str:
         return f"{self.args['action']} {self.args['config_dir']}"
@@ -155,31 +150,26 @@ class NixosRebuild(ActionStep):
         # build + activation, the confirmation window, then watching the node's own rollback
         return float(self.args["switch_timeout"]) + 3 * float(self.args["confirm_timeout"]) + 120
 
-    def probe_script(self) -> str:
-        return "\n".join([
-            f"echo \"digest $({config_digest_command(self.args['config_dir'])})\"",
-            f"[ -f {RECORD} ] && sed 's/^/recorded_/' {RECORD}",
-            "echo \"current $(readlink -f /run/current-system 2>/dev/null)\"",
-            f"echo \"profile $(readlink -f {PROFILE} 2>/dev/null)\"",
-            f"zg=$(readlink {PROFILE} 2>/dev/null); zg=${{zg#system-}}; echo \"generation ${{zg%-link}}\"",
-            f"systemctl is-active --quiet {SWITCH_UNIT} {FOREIGN_SWITCH_UNIT} 2>/dev/null && echo 'inflight yes'",
-            ":",
-        ])
+    def probe_script(self) -> Sh:
+        return lines(source("nixos_digest.sh"),
+                     script("nixos_probe.sh", CONFIG_DIR=self.args["config_dir"], RECORD=RECORD, PROFILE=PROFILE,
+                            SWITCH_UNIT=SWITCH_UNIT, FOREIGN_UNIT=FOREIGN_SWITCH_UNIT))
 
     def decide(self, observed: Observed) -> Decision:
         digest = observed.get("digest", "")
         if not digest or digest == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855":
             return Change(f"no configuration in {self.args['config_dir']}",
-                          f"echo {q('no configuration files in ' + str(self.args['config_dir']))} >&2; exit 1")
+                          fail(f"no configuration files in {self.args['config_dir']}"))
         generation = observed.get("generation", "?")
-        same = observed.get("recorded_digest") == digest
+        recorded = fields(observed.get("recorded", ""), RECORD)
+        same = recorded.get("digest") == digest
         if self.args["action"] == "boot":
-            if same and observed.get("recorded_profile") == observed.get("profile"):
+            if same and recorded.get("profile") == observed.get("profile"):
                 return NoChange(f"generation {generation} (next boot) has this configuration ({digest[:12]})")
-        elif same and observed.get("recorded_system") == observed.get("current"):
+        elif same and recorded.get("system") == observed.get("current"):
             return NoChange(f"generation {generation} runs this configuration ({digest[:12]})")
-        why = "configuration changed" if observed.get("recorded_digest") else "not switched by zetactl yet"
-        return Change(f"nixos-rebuild {self.args['action']} ({why}; now generation {generation})", "")
+        why = "configuration changed" if recorded.get("digest") else "not switched by zetactl yet"
+        return Change(f"nixos-rebuild {self.args['action']} ({why}; now generation {generation})", EMPTY)
 
     def verify(self, observed: Observed, apply_output: str) -> str | None:
         return None  # execute() confirms over a fresh connection; nothing to re-read here
@@ -188,26 +178,26 @@ class NixosRebuild(ActionStep):
     async def execute(self, change: Change, ctx: ActionContext) -> ActionResult:
         state = f"{SWITCH_DIR}/{ctx.run_id}"
         timings: dict[str, float] = {}
-        started = time.monotonic()
+        began = time.monotonic()
         begin = await ctx.run(self._start_script(state), timeout=60)
-        fields = parse_fields(begin.stdout)
-        if "inflight" in fields:
+        started = answered(begin)
+        if "inflight" in started:
             return ActionResult(False, "refused", "failed",
-                                f"another switch is in flight on this node ({fields['inflight']}): not starting "
+                                f"another switch is in flight on this node ({started['inflight']}): not starting "
                                 "a second one; wait for it to end (journalctl -u zeta-switch, or the unit named)",
                                 timings)
-        if "started" not in fields and "resumed" not in fields:
+        if "started" not in started and "resumed" not in started:
             return ActionResult(False, "could not start the switch", "activation-failed",
-                                f"starting the switch unit failed (exit {begin.rc}): "
-                                f"{tail(begin.stderr or begin.stdout)}", timings)
-        ctx.note("switch-resumed" if "resumed" in fields else "switch-started", unit=SWITCH_UNIT,
-                 previous=fields.get("previous_generation", ""))
-        previous = fields.get("previous_generation", "?")
+                                f"starting the switch unit failed (exit {begin.rc}): {tail(begin.err)}", timings)
+        ctx.note("switch-resumed" if "resumed" in started else "switch-started", unit=SWITCH_UNIT,
+                 previous=started.get("previous_generation", ""))
+        previous = started.get("previous_generation", "?")
         result, lost = await self._wait_result(ctx, state)
-        timings["switch"] = time.monotonic() - started
+        timings["switch"] = time.monotonic() - began
         if not lost and (not result or result.get("died")):
             try:
-                journal = (await ctx.run(f"journalctl -u {SWITCH_UNIT} -n 12 -o cat --no-pager; :", timeout=20)).stdout
+                journal = answered(await ctx.run(script("nixos_journal.sh", UNIT=SWITCH_UNIT), timeout=20)).get(
+                    "journal", "")
             except Unreachable:
                 journal = ""
             why = "ended without a result" if result else f"gave no result within {self.args['switch_timeout']:g}s"
@@ -253,43 +243,16 @@ class NixosRebuild(ActionStep):
         return ActionResult(False, "switch failed, nothing changed", "activation-failed",
                             f"{describe_rc(rc)}{log_tail(result)}", timings)
 
-    def _start_script(self, state: str) -> str:
+    def _start_script(self, state: str) -> Sh:
         action = self.args["action"]
         confirm = 0 if action == "boot" else int(float(self.args["confirm_timeout"]))
-        job = JOB_SCRIPT.format(state=q(state), action=action, confirm=confirm,
-                                switch_timeout=int(float(self.args["switch_timeout"])),
-                                digest=config_digest_command(self.args["config_dir"]),
-                                reactivate="switch" if action == "switch" else "test", path=JOB_PATH)
-        end = f"ZETA_JOB_{secrets.token_hex(8)}"  # a value can never close the here-document
-        return f"""set -u
-S={q(state)}
-if systemctl is-active --quiet {SWITCH_UNIT} 2>/dev/null && [ -f "$S/job.sh" ]; then
-  g=$(cat "$S/previous-link"); g=${{g#system-}}; echo "previous_generation ${{g%-link}}"
-  echo "resumed yes"; exit 0   # this run's own switch (a resumed run): wait for it again
-fi
-if systemctl is-active --quiet {SWITCH_UNIT} {FOREIGN_SWITCH_UNIT} 2>/dev/null; then
-  for u in {SWITCH_UNIT} {FOREIGN_SWITCH_UNIT}; do
-    systemctl is-active --quiet "$u" && echo "inflight unit $u is $(systemctl show -p ActiveState --value "$u")"
-  done; exit 0
-fi
-mkdir -p /run/nixos /var/lib/zeta/state
-if ! flock -n {SWITCH_LOCK} true 2>/dev/null; then echo "inflight {SWITCH_LOCK} is held"; exit 0; fi
-find {SWITCH_DIR} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} + 2>/dev/null  # earlier, finished switches
-mkdir -p "$S" || exit 1
-prevgen=$(readlink {PROFILE}) || {{ echo "no system profile at {PROFILE}" >&2; exit 1; }}
-printf '%s\\n' "$(readlink -f {PROFILE})" > "$S/previous"
-printf '%s\\n' "$prevgen" > "$S/previous-link"
-cat > "$S/job.sh" <<'{end}'
-{job}
-{end}
-systemctl reset-failed {SWITCH_UNIT} 2>/dev/null
-set --
-for v in NIX_PATH LOCALE_ARCHIVE; do eval "[ -n \\"\\${{$v:-}}\\" ]" && set -- "$@" -E "$v"; done
-systemd-run --unit={SWITCH_UNIT} --collect --no-ask-password --quiet --service-type=exec "$@" \\
-  /bin/sh "$S/job.sh" || exit 1
-g=${{prevgen#system-}}; echo "previous_generation ${{g%-link}}"
-echo "started yes"
-"""
+        job = lines(Sh("# zetactl switch job (unit zeta-switch): switch, then confirm-or-rollback"),
+                    source("nixos_digest.sh"),
+                    script("nixos_job.sh", JOB_PATH=JOB_PATH, S=state, ACTION=action, CONFIRM=confirm,
+                           SWITCH_TIMEOUT=int(float(self.args["switch_timeout"])), CONFIG_DIR=self.args["config_dir"],
+                           REACTIVATE="switch" if action == "switch" else "test", ROLLBACK_RECORD=ROLLBACK_RECORD))
+        return script("nixos_start.sh", S=state, SWITCH_DIR=SWITCH_DIR, SWITCH_UNIT=SWITCH_UNIT,
+                      FOREIGN_UNIT=FOREIGN_SWITCH_UNIT, SWITCH_LOCK=SWITCH_LOCK, PROFILE=PROFILE, JOB=job)
 
     async def _wait_result(self, ctx: ActionContext, state: str) -> tuple[dict[str, str], bool]:
         """Wait on the node (one channel) for the switch's result; ({}, True) when the connection drops.
@@ -298,15 +261,15 @@ echo "started yes"
         job dies (then the unit is gone: {"died": "yes"}) or the connection does.
         """
         try:
-            waited = await ctx.run(WAIT_SCRIPT.format(state=q(state), unit=SWITCH_UNIT),
+            waited = await ctx.run(script("nixos_wait.sh", S=state, UNIT=SWITCH_UNIT),
                                    timeout=float(self.args["switch_timeout"]) + 30)
         except Unreachable:
             return {}, True
         if waited.rc is None:
             return {}, True
-        fields = parse_fields(waited.stdout)
-        if "rc" in fields:
-            return fields, False
+        result = fields(answered(waited).get("result", ""), "the switch's result")
+        if "rc" in result:
+            return result, False
         return {"rc": "1", "died": "yes"}, False
 
     async def _confirm(self, ctx: ActionContext, state: str) -> tuple[str | None, dict[str, str], str]:
@@ -317,40 +280,45 @@ echo "started yes"
         window = float(self.args["confirm_timeout"])
         deadline = time.monotonic() + max(1.0, window - 2)
         hard_deadline = time.monotonic() + float(self.args["switch_timeout"]) + window
-        script = CONFIRM_SCRIPT.format(state=q(state), record=RECORD, run_id=q(ctx.run_id),
-                                       rb4=1 if self.args["rollback_on_failed_units"] else 0)
+        confirm = script("nixos_confirm.sh", S=state, RECORD=RECORD, RUN_ID=ctx.run_id,
+                         RB4=1 if self.args["rollback_on_failed_units"] else 0)
         last_error = ""
         while time.monotonic() < min(deadline, hard_deadline):
             try:
-                answer = await ctx.run_fresh(script, timeout=15.0)
+                answer = answered(await ctx.run_fresh(confirm, timeout=15.0))
             except Unreachable as exc:
                 last_error = str(exc)
                 await asyncio.sleep(1)
                 continue
-            fields = parse_fields(answer.stdout)
-            if fields.get("state") == "pending":  # still building or activating: the node's clock has not started
+            except BadAnswer as exc:
+                answer, last_error = {}, str(exc)
+            if answer.get("state") == "pending":  # still building or activating: the node's clock has not started
                 deadline = time.monotonic() + window
                 await asyncio.sleep(1)
                 continue
-            if "verdict" in fields:
-                return fields["verdict"], fields, ""
-            last_error = f"confirm script gave no verdict (exit {answer.rc}): {tail(answer.stderr)}"
+            if "verdict" in answer:
+                result = {**fields(answer.get("result", ""), "the switch's result"),
+                          **{k: v for k, v in answer.items() if k != "result"}}
+                return answer["verdict"], result, ""
+            last_error = last_error or "confirm script gave no verdict"
             await asyncio.sleep(1)
         return None, {}, last_error
 
     async def _wait_rollback(self, ctx: ActionContext, state: str) -> dict[str, str]:
         """Read how the switch ended once it has (bounded): the rollback record, or a late confirmation."""
         deadline = time.monotonic() + float(self.args["confirm_timeout"]) + 60
-        script = (f"S={q(state)}; v=$(readlink \"$S/verdict\" 2>/dev/null); "
-                  "if [ \"$v\" = confirmed ]; then echo \"verdict confirmed\"; cat \"$S/result\"; "
-                  "else cat \"$S/rolled-back\" 2>/dev/null; fi; :")
+        ended = script("nixos_ended.sh", S=state)
         while time.monotonic() < deadline:
             try:
-                fields = parse_fields((await ctx.run_fresh(script, timeout=15.0)).stdout)
-                if "verdict" in fields:
-                    ctx.note("switch-ended", verdict=fields["verdict"], generation=fields.get("generation", ""))
-                    return fields
-            except Unreachable:
+                answer = answered(await ctx.run_fresh(ended, timeout=15.0))
+                if "verdict" in answer:
+                    found = {**fields(answer.get("result", ""), "the switch's result"), "verdict": answer["verdict"]}
+                else:
+                    found = fields(answer.get("rolled", ""), "the rollback record")
+                if "verdict" in found:
+                    ctx.note("switch-ended", verdict=found["verdict"], generation=found.get("generation", ""))
+                    return found
+            except (Unreachable, BadAnswer):
                 pass
             await asyncio.sleep(1)
         return {}
@@ -359,81 +327,6 @@ echo "started yes"
 # The job's PATH: a unit started by systemd-run on NixOS gets only systemd's own bin directory.
 JOB_PATH = ("/run/wrappers/bin:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin:"
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-
-# Runs on the node, detached, as the zeta-switch unit: switch, publish the result, wait for the
-# verdict, roll back without one. `{confirm}` 0 (boot): nothing to guard, the running system is unchanged.
-# The verdict is a symlink `verdict -> confirmed|rollback|timeout`: `ln -s` is atomic and carries
-# its value, so the node's timer and the controller can never both decide, and nobody reads half of it.
-JOB_SCRIPT = r"""# zetactl switch job (unit zeta-switch): switch, then confirm-or-rollback
-export PATH={path}
-S={state}
-P=/nix/var/nix/profiles/system
-prev=$(cat "$S/previous"); prevgen=$(cat "$S/previous-link")
-cd /
-digest=$({digest})
-timeout {switch_timeout} nixos-rebuild {action} > "$S/log" 2>&1
-rc=$?
-g=$(readlink "$P"); g=${{g#system-}}; g=${{g%-link}}
-printf 'rc %s\nnew %s\ncurrent %s\ngeneration %s\ndigest %s\nfinished %s\n' "$rc" "$(readlink -f "$P")" \
-  "$(readlink -f /run/current-system)" "$g" "$digest" "$(date +%s)" > "$S/result.tmp"
-mv -f "$S/result.tmp" "$S/result"
-if [ {confirm} -eq 0 ]; then ln -s confirmed "$S/verdict" 2>/dev/null; exit 0; fi
-i=0
-while [ "$i" -lt {confirm} ] && [ ! -L "$S/verdict" ]; do sleep 1; i=$((i + 1)); done
-ln -s timeout "$S/verdict" 2>/dev/null
-verdict=$(readlink "$S/verdict")
-[ "$verdict" = confirmed ] && exit 0
-pg=${{prevgen#system-}}; pg=${{pg%-link}}
-{{
-  echo "zetactl: verdict '$verdict': rolling back to $prevgen ($prev)"
-  [ "$(readlink "$P")" = "$prevgen" ] || nix-env -p "$P" --switch-generation "$pg"
-  "$prev/bin/switch-to-configuration" {reactivate}
-}} > "$S/rollback.log" 2>&1
-rrc=$?
-printf 'verdict %s\ngeneration %s\nsystem %s\nfrom %s\nrollback_rc %s\nat %s\n' "$verdict" "$pg" \
-  "$(readlink -f /run/current-system)" "$(sed -n 's/^new //p' "$S/result")" "$rrc" "$(date +%s)" > "$S/rolled-back.tmp"
-R=/var/lib/zeta/state/nixos-rollback
-cp "$S/rolled-back.tmp" "$R.tmp" && mv -f "$R.tmp" "$R"
-mv -f "$S/rolled-back.tmp" "$S/rolled-back"
-"""
-
-# Waits on the node for the job's result; checks every second that the job is still there.
-WAIT_SCRIPT = r"""S={state}; n=0
-while [ ! -f "$S/result" ]; do
-  n=$((n + 1))
-  if [ $((n % 10)) -eq 0 ] && ! systemctl is-active --quiet {unit}; then
-    sleep 0.2; [ -f "$S/result" ] || {{ echo "unit $(systemctl is-active {unit})"; exit 0; }}
-  fi
-  sleep 0.1
-done
-cat "$S/result"
-"""
-
-# Runs over a fresh connection: proves the node reachable, and writes the verdict (once: ln -s is atomic).
-CONFIRM_SCRIPT = r"""S={state}
-[ -f "$S/result" ] || {{ echo "state pending"; exit 0; }}
-rc=$(sed -n 's/^rc //p' "$S/result"); new=$(sed -n 's/^new //p' "$S/result")
-cur=$(sed -n 's/^current //p' "$S/result"); prev=$(cat "$S/previous")
-want=confirmed
-case "$rc" in
-  0|100) ;;
-  4) [ {rb4} -eq 1 ] && want=rollback ;;
-  *) if [ "$new" != "$prev" ] || [ "$cur" != "$prev" ]; then want=rollback; fi ;;
-esac
-ln -s "$want" "$S/verdict" 2>/dev/null
-verdict=$(readlink "$S/verdict")
-echo "verdict $verdict"
-cat "$S/result"
-echo "log_tail $(tail -n 12 "$S/log" 2>/dev/null | base64 -w0)"
-echo "failed_units $(sed -n 's/^warning: the following units failed: //p' "$S/log" | tail -n 1)"
-if [ "$verdict" = confirmed ] && {{ [ "$rc" = 0 ] || [ "$rc" = 4 ]; }}; then
-  d=$(sed -n 's/^digest //p' "$S/result")
-  printf 'digest %s\nsystem %s\nprofile %s\nrun %s\n' "$d" "$(readlink -f /run/current-system)" "$new" {run_id} \
-    > {record}.tmp
-  mv -f {record}.tmp {record}
-fi
-"""
-
 
 def describe_rollback(rolled: dict[str, str], previous: str) -> str:
     if not rolled or rolled.get("verdict") == "confirmed":
@@ -444,13 +337,10 @@ def describe_rollback(rolled: dict[str, str], previous: str) -> str:
     return f"the node is back on generation {rolled.get('generation', previous)}"
 
 
-def parse_fields(text: str) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        if key and key not in fields:
-            fields[key] = value.strip()
-    return fields
+def answered(answer: Answer) -> dict[str, str]:
+    """The fields a switch script answered (records; BadAnswer when the answer is not well formed)."""
+    records: Records = answer.records()
+    return {tag: records.text(tag) for tag in records}
 
 
 def describe_rc(rc: int) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from zetactl.steps.base import Change, Decision, NoChange, Observed, Option, Step, q
+from zetactl.errors import BadInput
+from zetactl.remote import BadAnswer, Sh, fail, lines, names, sh, shown
+from zetactl.steps.base import Change, Decision, NoChange, Observed, Option, Step
 
 ENABLED_STATES = ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "linked")
 
@@ -19,11 +21,10 @@ class Systemd(Step):
     }
 
     def setup(self) -> None:
-        unit = self.args["unit"]
-        if "/" in unit or not unit or any(c.isspace() for c in unit):
-            raise self.where.error(f"systemd: invalid unit name {unit!r}")
-        if "." not in unit:
-            self.args["unit"] = unit + ".service"
+        try:
+            self.args["unit"] = names.unit(self.args["unit"], "systemd: unit")
+        except BadInput as exc:
+            raise self.where.error(exc.message) from None
         if self.args["state"] is None and self.args["enabled"] is None:
             raise self.where.error("systemd: give 'state', 'enabled' or both")
 
@@ -37,23 +38,23 @@ class Systemd(Step):
     def touches(self) -> tuple[str, ...]:
         return (f"unit:{self.unit}",)
 
-    def probe_script(self) -> str:
-        return f"systemctl show -p LoadState,ActiveState,UnitFileState -- {q(self.unit)}"
+    def probe_script(self) -> Sh:
+        return sh(Sh('zv show "$(systemctl show -p LoadState,ActiveState,UnitFileState --'), self.unit, Sh(')"'))
 
     def decide(self, observed: Observed) -> Decision:
+        observed = show_properties(observed)
         if observed.get("LoadState") == "not-found":
-            return Change(f"unit {self.unit} not found",
-                          f"echo 'unit {self.unit} not found on this node' >&2; exit 1")
+            return Change(f"unit {self.unit} not found", fail(f"unit {self.unit} not found on this node"))
         actions: list[str] = []
-        commands: list[str] = ["systemctl daemon-reload"] if self.args["daemon_reload"] else []
+        commands: list[Sh] = [Sh("systemctl daemon-reload")] if self.args["daemon_reload"] else []
         enabled = self.args["enabled"]
         file_state = observed.get("UnitFileState", "")
         if enabled is True and file_state not in ENABLED_STATES:
             actions.append("enable")
-            commands.append(f"systemctl enable -- {q(self.unit)}")
+            commands.append(sh(Sh("systemctl enable --"), self.unit))
         elif enabled is False and file_state in ("enabled", "enabled-runtime", "linked"):
             actions.append("disable")
-            commands.append(f"systemctl disable -- {q(self.unit)}")
+            commands.append(sh(Sh("systemctl disable --"), self.unit))
         state = self.args["state"]
         active = observed.get("ActiveState", "inactive")
         verb = {"started": "start", "stopped": "stop", "restarted": "restart", "reloaded": "reload"}.get(state or "")
@@ -61,12 +62,13 @@ class Systemd(Step):
         if (state == "started" and active != "active") or (state == "stopped" and running) \
                 or state in ("restarted", "reloaded"):
             actions.append(str(verb))
-            commands.append(f"systemctl {verb} -- {q(self.unit)}")
+            commands.append(sh(Sh("systemctl"), str(verb), Sh("--"), self.unit))
         if not actions:
             return NoChange(f"{self.unit} is {active}" + (f" and {file_state}" if enabled is not None else ""))
-        return Change(f"{' + '.join(actions)} {self.unit}", "\n".join(commands))
+        return Change(f"{' + '.join(actions)} {self.unit}", lines(*commands))
 
     def verify(self, observed: Observed, apply_output: str) -> str | None:
+        observed = show_properties(observed)
         active = observed.get("ActiveState")
         state = self.args["state"]
         if state in ("started", "restarted", "reloaded") and active != "active":
@@ -80,3 +82,16 @@ class Systemd(Step):
         if enabled is False and file_state in ("enabled", "enabled-runtime"):
             return f"{self.unit} is still {file_state}"
         return None
+
+
+def show_properties(observed: Observed) -> dict[str, str]:
+    """The `Key=Value` lines `systemctl show` wrote into the field `show` (a key twice is bad output)."""
+    properties: dict[str, str] = {}
+    for line in observed.get("show", "").splitlines():
+        if not line:
+            continue
+        key, equals, value = line.partition("=")
+        if not equals or key in properties:
+            raise BadAnswer(f"systemctl show answered {shown(line[:60], line=True)!r}")
+        properties[key] = value
+    return properties

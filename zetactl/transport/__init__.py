@@ -7,7 +7,6 @@ from zetactl.transport.ssh import (
     connect,
     fingerprint,
     offered_key,
-    run,
 )
 
-__all__ = ["ConnectOptions", "HostKeyRefused", "Unreachable", "connect", "fingerprint", "offered_key", "run"]
+__all__ = ["ConnectOptions", "HostKeyRefused", "Unreachable", "connect", "fingerprint", "offered_key"]

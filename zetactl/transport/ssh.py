@@ -8,7 +8,6 @@ what connects where comes from the inventory alone.
 from __future__ import annotations
 
 import asyncio
-import shlex
 from dataclasses import dataclass
 
 import asyncssh
@@ -127,51 +126,3 @@ async def connect(host: Host, options: ConnectOptions) -> asyncssh.SSHClientConn
         raise Unreachable(f"no answer from {host.address}:{host.port} within {options.connect_timeout:g}s") from None
     except (OSError, asyncssh.Error) as exc:
         raise Unreachable(f"cannot connect to {host.address}:{host.port}: {exc}") from None
-
-
-# A script is run only once it has arrived whole: `sh` reading a script from stdin runs each line as it
-# comes, so a connection cut mid-transfer would run a cut-off last line (`mv -f "$zt" /etc/app.conf` cut
-# to `mv -f "$zt" /etc/ap`, `rm -rf -- /srv/data/old` to `rm -rf -- /srv`). The script travels with this
-# last line; the node reads all of it, checks that it ends with the line, and only then runs it.
-SCRIPT_END = "# zetactl: end of script"
-CUT_SHORT = 96  # the exit status of a script that arrived cut short (none of it ran)
-WHOLE_OR_NOTHING = (  # one line: asyncssh's debug log and `ps` show the command whole
-    f'case "$zs" in *"{SCRIPT_END}") ;; *) echo "zetactl: the script arrived cut short; none of it ran" >&2; '
-    f"exit {CUT_SHORT};; esac"
-)
-
-
-def whole(script: str) -> str:
-    """The script with its end line (what `WHOLE_OR_NOTHING` checks)."""
-    return f"{script.rstrip(chr(10))}\n{SCRIPT_END}\n"
-
-
-GUARDED_SH = "sh -c " + shlex.quote(f'zs=$(cat); {WHOLE_OR_NOTHING}; eval "$zs"')
-# The same, answering the script's stdout in one write once it has finished (see `run`'s `collect`).
-COLLECTED_SH = "sh -c " + shlex.quote(f"zs=$(cat); {WHOLE_OR_NOTHING}; zo=$(trap 'echo x' EXIT; eval \"$zs\"); "
-                                      "zr=$?; printf '%s' \"${zo%x}\"; exit $zr")
-
-
-def session_refused(exc: asyncssh.ChannelOpenError) -> str:
-    """The message for a node that takes the connection but refuses a session (sshd's MaxSessions, a
-    restricted key): nothing ran there."""
-    return f"the node refused a new SSH session ({exc.reason or 'no reason given'}); nothing ran there"
-
-
-async def run(conn: asyncssh.SSHClientConnection, command: str, stdin: str | None = None, *,
-              collect: bool = False) -> asyncssh.SSHCompletedProcess:
-    """Run one command on its own channel; the script (and any secret in it) goes on stdin.
-
-    `sh` with a script is run whole or not at all (`GUARDED_SH`): a connection cut mid-transfer runs none of it.
-    `collect`: the node holds the script's stdout (text, without NUL bytes) until the script ends and sends it
-    in one write, instead of one SSH packet per `printf` of a script that prints many short records (a probe):
-    every packet costs sshd and the controller more than the line it carries.
-    """
-    if command == "sh" and stdin is not None:
-        command, stdin = COLLECTED_SH if collect else GUARDED_SH, whole(stdin)
-    try:
-        return await conn.run(command, input=stdin, check=False, errors="replace")
-    except asyncssh.ChannelOpenError as exc:
-        raise Unreachable(session_refused(exc)) from None
-    except (OSError, asyncssh.Error) as exc:
-        raise Unreachable(f"connection lost: {exc}") from None

@@ -1,0 +1,43 @@
+# zc_check: check an opened credential envelope ($W/plain) on the node, before anything is installed (POSIX sh and
+# coreutils; the value only ever travels as file content). Needs N (the credential), S (the state directory), me
+# (this node's id) and refuse(). The digest (the header's last line) is sha256 of the plaintext without that line,
+# recomputed over the exact bytes: any byte changed, inserted or removed, in the header or the value, is refused
+# before a field is read. Leaves $W/head, $W/value and d, na, gen, cur, path, mode, owner, group (checked).
+zc_check() {
+  sed -n '1,/^$/p' "$W/plain" > "$W/head"
+  magic=$(head -n 1 "$W/head")
+  [ "$magic" != "zeta-credential v1" ] || refuse "envelope format v1, sealed by an older zetactl (its header is \
+not bound to its digest): reseal it with zetactl creds rotate $N --from-file FILE"
+  [ "$magic" = "zeta-credential v2" ] || refuse "not a zeta credential envelope (v2)"
+  hn=$(wc -l < "$W/head"); hl=$(wc -c < "$W/head")
+  if [ "$hn" -lt 3 ] || [ -n "$(tail -n 1 "$W/head")" ]; then refuse "the envelope has no header end"; fi
+  tail -c +"$((hl + 1))" "$W/plain" > "$W/value"
+  d=$(sed -n "$((hn - 1))s/^digest //p" "$W/head")
+  if [ -z "$d" ] || [ "$({ sed "$((hn - 1))d" "$W/head"; cat "$W/value"; } | sha256sum | cut -d' ' -f1)" != "$d" ]
+  then
+    refuse "the header or the value does not match the envelope's digest (edited or damaged after sealing)"
+  fi
+  [ "$(h node)" = "$me" ] || refuse "sealed for node '$(h node)', this node is '$me'"
+  [ "$(h name)" = "$N" ] || refuse "the envelope holds credential '$(h name)', not '$N'"
+  na=$(h not-after)
+  case "$na" in ''|*[!0-9]*) refuse "not-after '$na' is not a number" ;; esac
+  [ "$na" = 0 ] || [ "$(date +%s)" -lt "$na" ] || refuse "expired at $(date -u -d "@$na" '+%Y-%m-%d %H:%M:%S') UTC"
+  gen=$(h generation)
+  case "$gen" in ''|*[!0-9]*) refuse "generation '$gen' is not a number" ;; esac
+  cur=$(sed -n 's/^generation //p' "$S/$N.meta" 2>/dev/null || true); cur=${cur:-0}
+  [ "$gen" -ge "$cur" ] || refuse "generation $gen is older than the installed generation $cur (a replay?)"
+  [ "$(wc -c < "$W/value")" -eq "$(h length)" ] || refuse "the value is not $(h length) bytes long (truncated?)"
+  path=$(h path); mode=$(h mode); owner=$(h owner); group=$(h group)
+  case "$path" in
+    */../*|*/..) refuse "path $path climbs out of /run" ;;
+    /run/?*) ;;
+    *) refuse "path $path is not under /run (tmpfs)" ;;
+  esac
+  case "$mode" in [0-7][0-7][0-7]|0[0-7][0-7][0-7]) ;; *) refuse "mode $mode is not octal" ;; esac
+  [ $((0$mode & 0037)) -eq 0 ] || refuse "mode $mode lets others (or the group) write or read it"
+}
+
+# h FIELD: the header's FIELD (the first line `FIELD value`)
+h() {
+  sed -n "s/^$1 //p" "$W/head" | head -n 1
+}
