@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 import pyrage
 
 from zetactl.errors import BadInput
+from zetactl.remote import names
 from zetactl.secret import Secret
 
 VERSION = 2
@@ -147,8 +148,8 @@ def make_header(node: str, name: str, generation: int, value: Secret, *, not_aft
                 mode: str = "0400", owner: str = "root", group: str = "root", units: tuple[str, ...] = ()) -> Header:
     check_name(name)
     check_target(path, mode, owner, group, units)
-    if any(c.isspace() for c in node) or not node:
-        raise BadInput(f"node id {node!r} is not valid")
+    # a node's envelope is bound to its node id, a boot USB's blob to the USB's id
+    names.node_id(node.removeprefix("usb:"), "--usb-id" if node.startswith("usb:") else "node id")
     header = Header(node=node, name=name, generation=generation, not_after=not_after,
                     salt=secrets.token_bytes(16).hex(), digest="", path=path, mode=mode.rjust(4, "0"), owner=owner,
                     group=group, units=units)

@@ -8,7 +8,6 @@ import itertools
 import json
 import math
 import os
-import shlex
 import shutil
 import signal
 import socket
@@ -24,13 +23,13 @@ import yaml
 
 from zetactl.errors import LabError
 from zetactl.lab.layout import (
-    BOOT_SCRIPT,
     DEFAULT_SUBNET,
     FRESH_GROUP,
     HUB_REGISTRY,
     LAB_HUBS,
     OVERLAID,
     NodeSpec,
+    boot_script,
     bootstrap_authorized_line,
     ed25519_public_line,
     new_host_key,
@@ -38,6 +37,7 @@ from zetactl.lab.layout import (
     seed_node,
     write,
 )
+from zetactl.remote import Sh
 
 BIN_DIR = Path(__file__).parent / "bin"
 BOOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
@@ -53,8 +53,8 @@ FORBIDDEN_ROOTS = tuple(f"/{tree}" for tree in (*OVERLAID, "run"))
 # that execs instead of exiting leaves its pair behind, and one killed while holding the semaphore hangs its
 # children. With /dev/shm read-only libfaketime's sem_open fails, which it takes quietly: no shared state at
 # all, which the plain offset this lab uses does not need.
-SKEW_SHM = "zeta-lab-shm"  # the source name of the node's /dev/shm tmpfs (BOOT_SCRIPT)
-SKEW_SHM_SCRIPT = 'mount -o "remount,bind,$1" /dev/shm'
+SKEW_SHM = "zeta-lab-shm"  # the source name of the node's /dev/shm tmpfs (lab/scripts/boot.sh)
+SKEW_SHM_SCRIPT = Sh('mount -o "remount,bind,$1" /dev/shm')
 FAKETIME_LIBS = ("/usr/lib/*/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1")
 MAX_SKEW = 10 * 365 * 86400  # seconds either way
 # Slow links (`Lab.slow`): zetactl/lab/slowlink.py listens on the node's address at this port (unless told
@@ -160,11 +160,11 @@ class LabLink:
         return f"slow link :{self.port} {self.delay_ms:g} ms{rate}" + ("" if self.alive() else " (proxy gone)")
 
 
-FILL_SCRIPT = """set -e
+FILL_SCRIPT = Sh("""set -e
 mkdir -p "$1"
 mount -t tmpfs -o size=128k zeta-lab-full "$1"
 dd if=/dev/zero of="$1/.zeta-lab-fill" bs=4k 2>/dev/null || true
-"""
+""")
 
 Members = list[tuple[int, int]]  # (pid, start time) of the processes of one node
 
@@ -431,19 +431,19 @@ class Lab:
         self._in_node(name, FILL_SCRIPT, path)
 
     def unfill_disk(self, name: str, path: str = "/var") -> None:
-        self._in_node(name, 'umount "$1"', path)
+        self._in_node(name, Sh('umount "$1"'), path)
 
-    def _in_node(self, name: str, script: str, path: str) -> None:
+    def _in_node(self, name: str, script: Sh, path: str) -> None:
         if not path.startswith("/") or ".." in path.split("/"):
             raise LabError(f"{path!r}: give an absolute path on the node")
         self._sh_in_node(name, script, path)
 
-    def _sh_in_node(self, name: str, script: str, *args: str) -> None:
+    def _sh_in_node(self, name: str, script: Sh, *args: str) -> None:
         """Run a sh script in the node's mount and UTS namespaces ($1... = args)."""
         node = self.node(name)
         if not node.alive():
             raise LabError(f"{name} is not running")
-        done = subprocess.run(["nsenter", "-t", str(node.pid), "-m", "-u", "sh", "-c", script, "sh", *args],
+        done = subprocess.run(["nsenter", "-t", str(node.pid), "-m", "-u", "sh", "-c", script.text, "sh", *args],
                               capture_output=True, text=True, cwd="/")
         if done.returncode != 0:
             raise LabError(f"{name}: {done.stderr.strip() or f'exit {done.returncode}'}")
@@ -504,7 +504,7 @@ class Lab:
 
     @staticmethod
     def _shm_is_the_nodes(node: LabNode) -> bool:
-        """Whether the node's /dev/shm is its own tmpfs (BOOT_SCRIPT), never the machine's."""
+        """Whether the node's /dev/shm is its own tmpfs (lab/scripts/boot.sh), never the machine's."""
         try:
             mounts = Path(f"/proc/{node.pid}/mountinfo").read_text().splitlines()
         except OSError:
@@ -747,8 +747,7 @@ class Lab:
         try:
             return subprocess.Popen(
                 ["unshare", "--mount", "--uts", "--propagation", "private",
-                 "sh", "-c", BOOT_SCRIPT, "boot", str(node_dir), spec.name, str(BIN_DIR),
-                 f"{shlex.quote(sys.executable)} -m zetactl"],
+                 "sh", "-c", boot_script().text, "boot", str(node_dir), spec.name, str(BIN_DIR), sys.executable],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
                 env=BOOT_ENV,  # a machine boots with its own environment, not its operator's (ZETACTL_LOG_FILE...)
             )

@@ -244,15 +244,19 @@ class NixosRebuild(ActionStep):
                             f"{describe_rc(rc)}{log_tail(result)}", timings)
 
     def _start_script(self, state: str) -> Sh:
+        return script("nixos_start.sh", S=state, SWITCH_DIR=SWITCH_DIR, SWITCH_UNIT=SWITCH_UNIT,
+                      FOREIGN_UNIT=FOREIGN_SWITCH_UNIT, SWITCH_LOCK=SWITCH_LOCK, PROFILE=PROFILE,
+                      JOB=self.job_script(state))
+
+    def job_script(self, state: str) -> Sh:
+        """What the detached unit runs (a file of its own on the node: $S/job.sh, run by /bin/sh)."""
         action = self.args["action"]
         confirm = 0 if action == "boot" else int(float(self.args["confirm_timeout"]))
-        job = lines(Sh("# zetactl switch job (unit zeta-switch): switch, then confirm-or-rollback"),
-                    source("nixos_digest.sh"),
-                    script("nixos_job.sh", JOB_PATH=JOB_PATH, S=state, ACTION=action, CONFIRM=confirm,
-                           SWITCH_TIMEOUT=int(float(self.args["switch_timeout"])), CONFIG_DIR=self.args["config_dir"],
-                           REACTIVATE="switch" if action == "switch" else "test", ROLLBACK_RECORD=ROLLBACK_RECORD))
-        return script("nixos_start.sh", S=state, SWITCH_DIR=SWITCH_DIR, SWITCH_UNIT=SWITCH_UNIT,
-                      FOREIGN_UNIT=FOREIGN_SWITCH_UNIT, SWITCH_LOCK=SWITCH_LOCK, PROFILE=PROFILE, JOB=job)
+        return lines(Sh("#!/bin/sh"), Sh("# zetactl switch job (unit zeta-switch): switch, then confirm-or-rollback"),
+                     source("nixos_digest.sh"),
+                     script("nixos_job.sh", JOB_PATH=JOB_PATH, S=state, ACTION=action, CONFIRM=confirm,
+                            SWITCH_TIMEOUT=int(float(self.args["switch_timeout"])), CONFIG_DIR=self.args["config_dir"],
+                            REACTIVATE="switch" if action == "switch" else "test", ROLLBACK_RECORD=ROLLBACK_RECORD))
 
     async def _wait_result(self, ctx: ActionContext, state: str) -> tuple[dict[str, str], bool]:
         """Wait on the node (one channel) for the switch's result; ({}, True) when the connection drops.

@@ -92,6 +92,7 @@ def show_properties(observed: Observed) -> dict[str, str]:
             continue
         key, equals, value = line.partition("=")
         if not equals or key in properties:
-            raise BadAnswer(f"systemctl show answered {shown(line[:60], line=True)!r}")
+            raise BadAnswer("the unit's properties hold a line that is not Key=Value once: "
+                            f"{shown(line[:60], line=True)!r}")
         properties[key] = value
     return properties
