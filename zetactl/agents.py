@@ -48,7 +48,7 @@ def is_control_plane(host: Host) -> bool:
 def parse_status(text: str) -> dict[str, str]:
     agents: dict[str, str] = {}
     unit = ""
-    for line in text.splitlines():
+    for line in text.split("\n"):
         key, _, value = line.partition("=")
         if key == "Id":
             unit = value.strip()

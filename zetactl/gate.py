@@ -35,7 +35,7 @@ class GateCheck:
         return f"{self.kind} {self.target}"
 
 
-def parse_check(raw: Any, where: Where) -> GateCheck:
+def parse_check(raw: Any, where: Where, *, rendered: bool = False) -> GateCheck:
     """One rendered gate entry -> GateCheck; raises BadInput at the playbook's line."""
     if not isinstance(raw, dict):
         raise where.error("gate: each check is a mapping with one of unit, command, http")
@@ -55,9 +55,11 @@ def parse_check(raw: Any, where: Where) -> GateCheck:
     expect = raw.get("expect")
     if expect is not None and (kind != "http" or isinstance(expect, bool) or not isinstance(expect, int)):
         raise where.error("gate: expect is an HTTP status code, only for http checks")
-    if "{" in target:  # rendered per host later; its value is checked then
+    if "{" in target and not rendered:  # rendered per host later; its value is checked then
         return GateCheck(kind, target.strip(), float(timeout), expect)
     if kind == "http":
+        if any(ord(c) < 33 or ord(c) == 127 for c in target):
+            raise where.error(f"gate: an http URL has no spaces or control characters, not {names.show(target)}")
         url = urlsplit(target)
         if url.username is not None or url.password is not None:
             raise where.error("gate: an http check takes no credentials in its URL (they would be logged)")

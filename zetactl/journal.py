@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from typing import Any
 from zetactl.errors import BadInput
 from zetactl.fileio import write_atomic
 from zetactl.paths import state_dir
+from zetactl.remote import names
 
 # one encoder for every event (json.dumps with options builds a new one per call)
 _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -104,10 +106,13 @@ def create_run(meta: dict[str, Any]) -> tuple[RunRecord, Journal]:
     return RunRecord(run_id, run_dir, meta), Journal(run_dir)
 
 
+RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")
+
+
 def load_run(run_id: str) -> RunRecord:
     run_dir = runs_dir() / run_id
-    if run_id in ("", ".", "..") or "/" in run_id or not (run_dir / "meta.json").is_file():
-        raise BadInput(f"no run {run_id!r} in {runs_dir()} (see `zetactl runs list`)")
+    if not RUN_ID.fullmatch(run_id) or not (run_dir / "meta.json").is_file():
+        raise BadInput(f"no run {names.show(run_id)} in {runs_dir()} (see `zetactl runs list`)")
     return RunRecord(run_id, run_dir, json.loads((run_dir / "meta.json").read_text()))
 
 

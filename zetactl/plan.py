@@ -103,7 +103,7 @@ def build_plan(playbook: Playbook, inventory: Inventory, selection: Selection, *
 
 def _gate_check(renderer: Renderer, raw: Any, where: Where, context: Mapping[str, Any], host: str) -> GateCheck:
     try:
-        return parse_check(renderer.render_value(raw, context, where, host), where)
+        return parse_check(renderer.render_value(raw, context, where, host), where, rendered=True)
     except NeedsFacts:
         raise where.error("gate checks cannot use facts") from None
 

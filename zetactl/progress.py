@@ -48,7 +48,7 @@ class RunProgress:
         if self.progress is not None and not record.handler:
             self.progress.advance(self.steps_task)
         if record.state == State.FAILED and self.progress is not None:
-            self._line(f"[red]FAILED[/red] {host}: {record.name}: {(record.error.splitlines() or [''])[-1]}")
+            self._line(f"[red]FAILED[/red] {host}: {record.name}: {record.error.rstrip(chr(10)).split(chr(10))[-1]}")
 
     def host_done(self, outcome: HostOutcome) -> None:
         if outcome.status in self.counts:

@@ -1,5 +1,5 @@
-"""Regenerate docs/reliability.md: run the fault suite, the property-based suite, the secret-leak sweeps and
-the load test, and write down what was tried and what was lost.
+"""Regenerate docs/reliability.md: run the fault suite, the property-based suite, the hostile-value corpus, the
+secret-leak sweeps and the load test, and write down what was tried and what was lost.
 
     .venv/bin/python tests/faults/report.py            (as root: the lab; about 10 minutes on 2 cores)
     .venv/bin/python tests/faults/report.py --no-load  (without the 500-node load test)
@@ -27,6 +27,7 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 SUITES = {
     "faults": ["tests/faults"],
     "properties": ["tests/test_properties.py"],
+    "hostile": ["tests/e2e/test_hostile.py"],
     "secrets": ["tests/e2e/test_secrets.py", "tests/e2e/test_creds.py::test_canary_appears_nowhere_but_on_the_node",
                 "tests/e2e/test_hubs.py",  # its sweep searches what the module's earlier tests did
                 "tests/e2e/test_secret_sweeps.py"],
@@ -118,7 +119,7 @@ def main() -> int:
              "nodes on loopback). Every row is a check that passed; a failing check leaves its row out and is "
              "listed at the end.", ""]
     lines += ["## Faults", "", "| fault injected | expected | observed | lost | runs |", "|---|---|---|---|---|"]
-    faults = [r for r in rows if not r["fault"].startswith("load:")]
+    faults = [r for r in rows if not str(r["fault"]).startswith(("load:", "hostile:"))]
     grouped: dict[tuple[str, str], list[dict[str, object]]] = {}
     for row in faults:
         grouped.setdefault((str(row["fault"]), str(row["expected"])), []).append(row)
@@ -139,6 +140,29 @@ def main() -> int:
                   "| property | result |", "|---|---|"]
         lines += [f"| {case.removeprefix('test_').replace('_', ' ')} | {outcome} |" for case, outcome in props[2]]
         lines.append("")
+    hostile = [r for r in rows if str(r["fault"]).startswith("hostile:")]
+    if hostile:
+        sys.path.insert(0, str(ROOT))
+        from tests.e2e.test_hostile import CORPUS
+
+        fields = [r for r in hostile if "." in str(r["fault"]).split(" ", 1)[1].split(" ")[0]]
+        tried = sum(int(str(r["runs"])) for r in fields)
+        lines += ["## Hostile inputs", "",
+                  f"`tests/e2e/test_hostile.py`: {len(CORPUS)} hostile values ({', '.join(CORPUS)}; each tries "
+                  "to run `touch /tmp/ZETA_PWNED`, or the same in the login's home, the way shell injection would) "
+                  f"through {len(fields)} fields of every step kind and gate, in the normal and every error path, and "
+                  "through every command and inventory entry that takes a name, against lab nodes. A value is "
+                  "refused where it enters (exit 4, one line, nothing touched) or taken literally. Rules: a path is "
+                  "absolute, without control characters, valid Unicode, 255 bytes a name and 4096 in all; a link "
+                  "target, `creates` and `chdir` the same but may be relative; a `line` is one line; a unit name "
+                  "is systemd's (letters, digits, `:_.\\@-`); owners and groups are user names; a mode is octal; "
+                  "host names, roles and node ids are letters, digits, `._:-`. File contents may hold any "
+                  "valid Unicode. A playbook's `command`, `unless` and a gate's `command` are the operator's own "
+                  "shell and run as written.", "",
+                  "| where | expected | observed |", "|---|---|---|"]
+        lines += [f"| {str(r['fault']).removeprefix('hostile: ')} | {r['expected']} | {r['observed']} |"
+                  for r in hostile]
+        lines += ["", f"**{tried} field values tried at plan time, markers found: 0.**", ""]
     secrets = results.get("secrets")
     if secrets:
         lines += ["## Secret-leak sweeps", "", "A canary secret is planted and searched for in every output, log, "
@@ -159,7 +183,8 @@ def main() -> int:
     for suite, (_, seconds, cases) in results.items():
         passed = sum(1 for _, o in cases if o == "passed")
         lines.append(f"| {suite} ({' '.join(SUITES[suite])}) | {len(cases)} | {passed} | {seconds:.0f} |")
-    lines += ["", f"**Lost: nothing** in {len(rows)} recorded faults and load runs." if not failed else
+    recorded = len([r for r in rows if not str(r["fault"]).startswith("hostile:")])
+    lines += ["", f"**Lost: nothing** in {recorded} recorded faults and load runs." if not failed else
               f"**FAILED**: {', '.join(f'{s}: {c}' for s, c in failed)}", ""]
     text = "\n".join(lines)
     print(text)

@@ -156,5 +156,5 @@ def run(
             head = f"rc={r.exit_status}" if r.status != "unreachable" else f"UNREACHABLE: {r.error}"
             sys.stdout.write(f"== {r.host} ({head}, {r.elapsed:.2f}s)\n{shown(r.stdout)}")
             if r.stderr:
-                sys.stdout.write("".join(f"stderr: {shown(line)}\n" for line in r.stderr.splitlines()))
+                sys.stdout.write("".join(f"stderr: {shown(line)}\n" for line in r.stderr.rstrip("\n").split("\n")))
     raise typer.Exit(int(exit_code_for({r.status for r in results})))

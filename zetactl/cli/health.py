@@ -63,7 +63,9 @@ def _health(inventory: Path | None, limit: str | None, output_format: str, outpu
     if not 0 < deadline <= 3600:
         raise BadInput("--deadline must be between 0 and 3600 seconds")
     if history:
-        rows = store.host_history(store.database(), history)
+        from zetactl.remote import names
+
+        rows = store.host_history(store.database(), names.host_name(history, "--history"))
         sys.stdout.write(tabulate([[time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)), c, s, m,
                                     time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))]
                                    for t, c, s, m, since in rows],

@@ -132,16 +132,15 @@ def check_name(name: str) -> str:
 
 
 def check_target(path: str, mode: str, owner: str, group: str, units: tuple[str, ...]) -> None:
+    names.path(path, "credential path")
     if not path.startswith("/run/") or ".." in path.split("/") or any(c.isspace() or ord(c) < 32 for c in path):
         raise BadInput(f"credential path {path!r} must be under /run (tmpfs), without spaces or '..'")
     if not re.fullmatch(r"0?[0-7]{3}", mode) or int(mode, 8) & 0o077 & ~0o040:
         raise BadInput(f"credential mode {mode!r}: octal, readable by owner (and at most its group), e.g. 0400")
-    for value, what in ((owner, "owner"), (group, "group")):
-        if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
-            raise BadInput(f"credential {what} {value!r} is not a user or group name")
+    names.account(owner, "credential owner")
+    names.account(group, "credential group")
     for unit in units:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9@_.:-]*", unit):
-            raise BadInput(f"unit name {unit!r} is not valid")
+        names.unit(unit, "--unit")
 
 
 def make_header(node: str, name: str, generation: int, value: Secret, *, not_after: int, path: str,

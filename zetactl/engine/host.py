@@ -503,7 +503,7 @@ class HostRun:
 
 
 def tail(text: str, lines: int = 8) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
+    return "\n".join(text.strip(" \t\r\n").split("\n")[-lines:])  # str.strip() would take \x1c-\x1f too
 
 
 class _Timer:

@@ -153,7 +153,7 @@ def read(records: Records, credentials: Sequence[str], checks: Sequence[CustomCh
             meta = fields(records.text(f"cred{index}"), f"{CREDS_STATE}/{name}.meta")
             creds[name] = (meta.get("generation", ""), meta.get("not-after", ""), records.text(f"credstat{index}"))
     marker = {}
-    for line in records.text("last").splitlines():
+    for line in records.text("last").split("\n"):
         key, _, value = line.partition("=")
         if line != "end" and key:
             marker[key] = value
@@ -203,7 +203,7 @@ def judge(host: Host, health: HostHealth, found: Read, sent: float, received: fl
                    f"{active} agents active (at least {FLOOR} needed)", float(active))
     # disk and memory
     dwarn, dcrit = number(host, "zeta_health_disk_warn", 85), number(host, "zeta_health_disk_crit", 95)
-    for entry in found.text("disks").splitlines():
+    for entry in found.text("disks").split("\n"):
         mount, _, used = entry.rpartition(" ")
         percent = float(used.rstrip("%")) if used.rstrip("%").isdigit() else 0.0
         level = Severity.CRITICAL if percent >= dcrit else Severity.WARNING if percent >= dwarn else Severity.OK

@@ -60,7 +60,7 @@ class Entry:
 def parse(text: str) -> list[Entry]:
     """The records of a registry file (comments and malformed lines skipped, as the hub does)."""
     entries = []
-    for line in text.splitlines():
+    for line in text.split("\n"):
         fields = line.split()
         if len(fields) != 5 or fields[0].startswith("#") or not fields[4].isdigit():
             continue

@@ -160,7 +160,7 @@ async def capacity(hubs: Hubs) -> list[Capacity]:
         except BadAnswer as exc:
             cap.error = f"the hub host's answer was not well formed: {exc}"
             return cap
-        cap.tenants = len([line for line in found.get("tenants", "").splitlines() if line])
+        cap.tenants = len([line for line in found.get("tenants", "").split("\n") if line])
         values = {k: int(found[k]) * 1024 for k in ("disk", "mem") if found.get(k, "").isdigit()}
         if "disk" not in values or "mem" not in values:
             cap.error = f"could not read free disk and memory: {shown(result.err.strip()[-200:])}"

@@ -252,7 +252,7 @@ def sha_lines(value: bytes, wanted: Iterable[str]) -> dict[str, str]:
 def fields(text: str, what: str) -> dict[str, str]:
     """`key value` lines (a marker file zetactl wrote on the node), strictly: a key twice is BadAnswer."""
     found: dict[str, str] = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         if not line:
             continue
         key, _, value = line.partition(" ")

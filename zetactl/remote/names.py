@@ -30,6 +30,12 @@ def show(value: object) -> str:
     return text if len(text) <= 60 else text[:56] + "...'"
 
 
+def unicode(value: str, what: str) -> str:
+    """Any text that is valid Unicode (file content: any byte, NUL included, but no lone surrogate)."""
+    _valid_unicode(value, what)
+    return value
+
+
 def _valid_unicode(value: str, what: str) -> None:
     try:
         value.encode("utf-8")
@@ -90,12 +96,12 @@ def path(value: object, what: str = "path") -> str:
 
 
 def link_target(value: object, what: str = "target") -> str:
-    """A symlink's target (absolute or relative): no control characters, valid Unicode, at most 4096 bytes."""
+    """A symlink's target (absolute or relative): no control characters, valid Unicode, at most 4095 bytes."""
     if not isinstance(value, str):
         raise BadInput(f"{what} must be a string, not {type(value).__name__}")
     _valid_unicode(value, what)
-    if not value or CONTROL.search(value) or len(value.encode()) > PATH_MAX:
-        raise BadInput(f"{what} {show(value)}: a link target is 1 to 4096 bytes without control characters")
+    if not value or CONTROL.search(value) or len(value.encode()) >= PATH_MAX:
+        raise BadInput(f"{what} {show(value)}: a link target is 1 to 4095 bytes without control characters")
     return value
 
 

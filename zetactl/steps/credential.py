@@ -37,7 +37,10 @@ class Credential(Step):
     def setup(self) -> None:
         from zetactl.creds import store  # the records live with the controller's state
 
-        self.record = store.load(self.args["name"])
+        try:
+            self.record = store.load(self.args["name"])
+        except BadInput as exc:
+            raise self.where.error(f"credential: {exc.message}") from None
         if not self.host:
             raise self.where.error("credential: the step needs its host")
         try:
@@ -116,7 +119,7 @@ class Credential(Step):
 def generations(observed: Observed) -> list[str]:
     """The generation files of a credential on the node (`ls --quoting-style=c`: each name C-quoted)."""
     found = []
-    for line in observed.get("gens", "").splitlines():
+    for line in observed.get("gens", "").split("\n"):
         name, end = c_string(line.encode("utf-8", "surrogateescape"), 0)
         if end != len(line.encode("utf-8", "surrogateescape")):
             raise BadAnswer(f"ls answered {shown(line[:60], line=True)!r}")

@@ -112,6 +112,11 @@ class File(PathStep):
     def setup(self) -> None:
         super().setup()
         self.precheck(self.args, self.where)
+        if self.args.get("content") is not None:
+            try:
+                names.unicode(self.args["content"], f"{self.kind}: content")
+            except BadInput as exc:
+                raise self.where.error(exc.message) from None
         self.data: bytes = self.content_bytes()
 
     def content_bytes(self) -> bytes:
@@ -227,6 +232,7 @@ class LineInFile(PathStep):
         return f"still differs after apply: {', '.join(drift)}" if drift else None
 
     def _matches(self, line: str) -> bool:
+        line = line.rstrip("\r")  # a CRLF file's lines match as their LF twins do
         if self.regex is not None:
             return bool(self.regex.search(line))
         return bool(line == self.args["line"])
@@ -247,16 +253,18 @@ class LineInFile(PathStep):
         else:
             old = base64.b64decode(observed["content"])
         text = old.decode("utf-8", errors="surrogateescape")
-        lines = text.splitlines()
+        lines = text.split("\n")  # only LF ends a line (str.splitlines would break at \x1e, \x85, U+2028 too)
+        if lines[-1] == "":
+            lines.pop()
         if a["state"] == "present":
             wanted = a["line"]
             hits = [i for i, line in enumerate(lines) if self._matches(line)]
-            if hits and lines[hits[-1]] == wanted:
+            if hits and lines[hits[-1]].rstrip("\r") == wanted:
                 new_lines = lines
             elif hits:
                 new_lines = lines[:]
                 new_lines[hits[-1]] = wanted
-            elif wanted in lines:
+            elif any(line.rstrip("\r") == wanted for line in lines):
                 new_lines = lines
             else:
                 new_lines = [*lines, wanted]

@@ -365,8 +365,8 @@ def log_tail(result: dict[str, str]) -> str:
         text = base64.b64decode(result.get("log_tail", "")).decode(errors="replace").strip()
     except ValueError:
         text = ""
-    return ("\n" + "\n".join(f"    {line}" for line in text.splitlines()[-6:])) if text else ""
+    return ("\n" + "\n".join(f"    {line}" for line in text.split("\n")[-6:])) if text else ""
 
 
 def tail(text: str, lines: int = 5) -> str:
-    return " | ".join(text.strip().splitlines()[-lines:])
+    return " | ".join(text.strip(" \t\r\n").split("\n")[-lines:])

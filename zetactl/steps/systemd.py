@@ -87,7 +87,7 @@ class Systemd(Step):
 def show_properties(observed: Observed) -> dict[str, str]:
     """The `Key=Value` lines `systemctl show` wrote into the field `show` (a key twice is bad output)."""
     properties: dict[str, str] = {}
-    for line in observed.get("show", "").splitlines():
+    for line in observed.get("show", "").split("\n"):
         if not line:
             continue
         key, equals, value = line.partition("=")

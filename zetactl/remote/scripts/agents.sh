@@ -6,6 +6,7 @@ za_show() {
     [ -e "$za_f" ] || [ -L "$za_f" ] || continue
     za_u=${za_f##*/}
     case "$za_u" in zeta-hub-*|zeta-tenant-*|zeta-switch*) continue ;; esac
+    case "$za_u" in *[!A-Za-z0-9:_.@\\-]*) continue ;; esac  # not a unit name systemd would load
     set -- "$@" "$za_u"
   done
   [ $# -eq 0 ] || systemctl show -p Id -p ActiveState -p SubState -- "$@"
