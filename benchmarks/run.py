@@ -109,13 +109,14 @@ def run_timed(cmd: Sequence[str | Path], name: str, env: Mapping[str, str] | Non
     return Completed(seconds, cpu, proc.returncode, stdout, stderr, path, usage.ru_maxrss)
 
 
-def output_of(cmd: Sequence[str | Path], env: Mapping[str, str] | None = None) -> str:
+def output_of(cmd: Sequence[str | Path], env: Mapping[str, str] | None = None, *, stderr: bool = True) -> str:
+    """The command's output (`stderr=False`: its stdout alone, e.g. JSON a warning on stderr must not break)."""
     proc = subprocess.run([str(a) for a in cmd], cwd=ROOT, env=dict(env) if env is not None else None,
                           capture_output=True, text=True, errors="replace", check=False, timeout=600)
     if proc.returncode != 0:
         shown = shlex.join(str(a) for a in cmd)
         raise BenchError(f"{shown} exited {proc.returncode}:\n{proc.stderr.strip()}")
-    return (proc.stdout + proc.stderr).strip()
+    return (proc.stdout + (proc.stderr if stderr else "")).strip()
 
 
 # -- venvs -------------------------------------------------------------------------------------
@@ -304,7 +305,7 @@ class Pyinfra:
         so pyinfra sees exactly the hosts, addresses, keys and variables Ansible sees.
         """
         listing = json.loads(output_of([self.ansible_venv / "bin" / "ansible-inventory",
-                                        "-i", self.lab.inventory, "--list"]))
+                                        "-i", self.lab.inventory, "--list"], stderr=False))
         hostvars: dict[str, dict[str, object]] = listing["_meta"]["hostvars"]
 
         def members(group: str) -> set[str]:
@@ -724,7 +725,8 @@ def benchmark(sizes: Sequence[int], repeat: int, m: Measurements, lab: Lab, zeta
     tools = {name: tool for name, tool in every.items() if name in chosen}
     for index, size in enumerate(sizes):
         lab.up(size)
-        pyinfra.write_inventory(lab.known_hosts, pyinfra.inventory)
+        if "pyinfra" in chosen:
+            pyinfra.write_inventory(lab.known_hosts, pyinfra.inventory)
         if index == 0:
             host_key_self_test(lab, zetactl, ansible, pyinfra, chosen)
         for r in range(repeat):

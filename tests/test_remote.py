@@ -308,4 +308,4 @@ def test_the_lock_session_answers_each_script_then_writes_the_marker(tmp_path: P
     assert answers == [(0, b"\x1eP1 8\nmode 644\x03", b""), (3, b"out", b"err"), (0, b"x", b""), (0, b"", b"")]
     assert (state / "last-run").read_text() == "run_id=r1\nplaybook=a\\nb\nend\n"
     assert (state / "lock.owner").read_text() == "test run\n"
-    assert oct((state / "lock.err").stat().st_mode)[-3:] == "600"
+    assert oct((state / "lock.stderr").stat().st_mode)[-3:] == "600" and not (state / "lock.err").exists()

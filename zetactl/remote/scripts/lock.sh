@@ -14,9 +14,9 @@ flock -w "$WAIT" -E "$BUSY" 9 || {
   exit "$zr"
 }
 printf '%s\n' "$OWNER" > "$STATE/lock.owner"
-ze=$STATE/lock.err
-: > "$ze"
-chmod 0600 "$ze"
+ze=$STATE/lock.stderr  # private (0600): it holds what scripts said on stderr; made once, then truncated by each
+if [ ! -e "$ze" ]; then (umask 077; : > "$ze"); fi
+if [ -e "$STATE/lock.err" ]; then rm -f "$STATE/lock.err"; fi  # its 0644 predecessor
 echo locked
 while IFS= read -r zl && [ "$zl" != 0 ]; do
   zs=$(head -c "$zl")
