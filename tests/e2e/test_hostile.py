@@ -164,7 +164,14 @@ class InProcess:
         self.runner = CliRunner()
 
     def __call__(self, *args: str) -> Any:
-        return self.runner.invoke(app, list(args), env={"ZETACTL_HOME": str(self.home), "COLUMNS": "200"})
+        from zetactl import secret
+
+        known = set(secret._REGISTRY)  # what a command's process learns ends with it, as with a process of its own
+        try:
+            return self.runner.invoke(app, list(args), env={"ZETACTL_HOME": str(self.home), "COLUMNS": "200"})
+        finally:
+            secret._REGISTRY.clear()
+            secret._REGISTRY.update(known)
 
 
 @pytest.fixture(scope="module")
@@ -356,7 +363,7 @@ def test_every_command_that_takes_a_name_refuses_a_hostile_one_in_one_line(lab: 
                                                                            work: Path) -> None:
     inventory = str(lab.inventory)
     secret = work / "value"
-    secret.write_text("v")
+    secret.write_text("hostile-corpus-value-5e1f")  # in-process: a value becomes a known secret
     commands: dict[str, Callable[[str], list[str]]] = {
         "node register NAME": lambda v: ["node", "register", "--address", "127.0.0.1", "--role", "admin",
                                          "--host-key-fingerprint", "SHA256:x", "-i", inventory, "--", v],
@@ -421,7 +428,7 @@ def test_a_hostile_credential_path_is_taken_literally_on_the_node(lab: Lab, zc: 
     names the file the credential lands at, literally; elsewhere it is refused in one line."""
     inventory = str(lab.inventory)
     secret = work / "cred-value"
-    secret.write_bytes(b"s3cret\n")
+    secret.write_bytes(b"hostile-corpus-cred-7a3b\n")
     landed = []
     for vid, value in CORPUS.items():
         if vid in ("surrogate",):
@@ -441,7 +448,7 @@ def test_a_hostile_credential_path_is_taken_literally_on_the_node(lab: Lab, zc: 
     second = json.loads(zc("creds", "push", *names, "-i", inventory, "--format", "json").stdout)
     assert all(h["changed"] == 0 for h in second["hosts"].values()), second
     for _, target in landed:
-        assert node_file(lab, "lab-001", target).read_bytes() == b"s3cret\n", target
+        assert node_file(lab, "lab-001", target).read_bytes() == b"hostile-corpus-cred-7a3b\n", target
     record("hostile: credential paths", "taken literally under /run, or refused in one line",
            f"{len(landed)} sealed at literal paths and pushed twice (installed, then nothing to do), "
            f"{len(CORPUS) - 1 - len(landed)} refused; markers found: 0", runs=2)
@@ -514,7 +521,7 @@ def test_names_and_link_targets_holding_every_control_byte_are_reported_truthful
             (units / name).unlink()
     # a credential's generations directory holding names with every control byte: they are not generations
     secret = work / "gens-value"
-    secret.write_text("g")
+    secret.write_text("hostile-corpus-gens-value-2c9d")
     assert zc("creds", "seal", "zc-gens", "--hosts", "lab-001", "--from-file", str(secret), "--expires", "never",
               "-i", str(lab.inventory)).exit_code == 0
     assert zc("creds", "push", "zc-gens", "-i", str(lab.inventory)).exit_code == 0

@@ -31,9 +31,8 @@ from zetactl.facts import facts_script
 from zetactl.inventory import Host
 from zetactl.remote import Records, Sh, lines, names, sh, shown, source
 from zetactl.remote.frame import fields
+from zetactl.remote.runner import STATE_DIR
 from zetactl.steps.credential import NODE_STATE as CREDS_STATE
-
-STATE_DIR = "/var/lib/zeta/state"
 
 
 class Severity(IntEnum):
