@@ -278,7 +278,7 @@ def _node_check(plains: list[bytes], tmp_path: Path, *, node: str = "lab-001", n
     for index, plain in enumerate(plains):
         (tmp_path / f"w{index}").mkdir()
         (tmp_path / f"w{index}" / "plain").write_bytes(plain)
-    script = (f"N={name}; S={state}; me={node}\n"
+    script = (f"N={name}; S={state}; me={node}; AREAS=/run; SYSTEM=/run/systemd\n"
               "refuse() { echo \"refused: $*\"; exit 3; }\n"
               f"{source('credential_check.sh').text}\n"
               f"for i in $(seq 0 {len(plains) - 1}); do\n"
@@ -340,12 +340,45 @@ def test_bit_flipped_ciphertext_is_refused(node_key: tuple[Path, str]) -> None:
 
 
 @pytest.mark.parametrize(("path", "mode", "owner"), [
-    ("/etc/shadow", "0400", "root"), ("/run/../etc/x", "0400", "root"), ("/run/a b", "0400", "root"),
-    ("/run/x", "0644", "root"), ("/run/x", "abc", "root"), ("/run/x", "0400", "Root;rm"),
+    ("/run/systemd/x", "0400", "root"), ("/run/../etc/x", "0400", "root"), ("/run/a b", "0400", "root"),
+    ("/run/x/", "0400", "root"), ("/run/x", "0644", "root"), ("/run/x", "abc", "root"), ("/run/x", "0400", "Root;rm"),
+    ("/run/current-system", "0400", "root"), ("/run/zeta/creds/.gen/x/1", "0400", "root"),
 ])
-def test_targets_outside_tmpfs_or_world_readable_are_refused(path: str, mode: str, owner: str) -> None:
+def test_targets_in_system_folders_badly_written_or_world_readable_are_refused(path: str, mode: str,
+                                                                                owner: str) -> None:
     with pytest.raises(BadInput):
         make_header("lab-001", "gh-token", 1, VALUE, not_after=0, path=path, mode=mode, owner=owner)
+
+
+@pytest.mark.parametrize(("path", "declared", "taken"), [
+    ("/run/zeta/creds/gh", [], True), ("/run/zeta/creds/sub/gh", [], True), ("/etc/shadow", [], False),
+    ("/run/x", [], False), ("/run/zeta/creds", [], False), ("/home/otto/.config/app/t", ["/home/otto/.config/app"], True),
+    ("/home/otto/t", ["/home/otto/.config/app"], False), ("/run/zeta/creds/hub-voice", [], False),
+])
+def test_a_path_lies_in_an_area_of_every_host(path: str, declared: list[str], taken: bool) -> None:
+    from zetactl.creds.areas import check_path
+    from zetactl.inventory import Host
+
+    hosts = [Host(name=n, address="127.0.0.1", port=22, user="root", key_file=None, known_hosts=Path("k"),
+                  groups=("all",), vars={"zeta_credential_areas": declared} if n == "a" else {}) for n in "ab"]
+    if taken and declared:  # b has only the default area
+        with pytest.raises(BadInput, match="outside b's credential areas"):
+            check_path(path, hosts)
+        assert check_path(path, hosts[:1]) == path
+    elif taken:
+        assert check_path(path, hosts) == path
+    else:
+        with pytest.raises(BadInput):
+            check_path(path, hosts)
+
+
+@pytest.mark.parametrize("area", ["/", "/run", "/etc", "/home", "/run/user", "/var/lib", "/run/systemd/x", "/nix/y",
+                                  "/etc/ssh/keys", "/var/lib/zeta/x", "relative", "/etc/app/", "/etc/./app"])
+def test_an_area_is_a_folder_of_its_own(area: str) -> None:
+    from zetactl.creds.areas import check_area
+
+    with pytest.raises(BadInput):
+        check_area(area, "test")
 
 
 def test_passphrase_blobs_open_only_with_the_passphrase(tmp_path: Path) -> None:

@@ -74,10 +74,11 @@ def test_a_credential_sealed_in_the_old_envelope_format_is_a_warning() -> None:
 
     host = load_inventory(Path(__file__).resolve().parent.parent / "inventory" / "hosts.yml").host("cp1")
     record = {"generation": 3, "target": {"path": "/run/zeta/creds/gh", "mode": "0400", "owner": "root",
-                                          "group": "root"}}
+                                          "group": "root"}, "hosts": {"cp1": {"digest": "d" * 64}}}
     for fmt, expected in ((VERSION, Severity.OK), (1, Severity.WARNING)):
         health = HostHealth("cp1")
-        judge_credentials(health, {"gh": ("3", "0", "400:root:root")}, {"gh": {**record, "format": fmt}}, host)
+        judge_credentials(health, {"gh": ("3", "0", "400:root:root", "d" * 64)}, {"gh": {**record, "format": fmt}},
+                          host)
         finding = next(f for f in health.findings if f.check == "credential:gh")
         assert finding.severity == expected, finding
         assert (fmt == VERSION) or "creds rotate gh" in finding.message

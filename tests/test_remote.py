@@ -309,3 +309,4 @@ def test_the_lock_session_answers_each_script_then_writes_the_marker(tmp_path: P
     assert (state / "last-run").read_text() == "run_id=r1\nplaybook=a\\nb\nend\n"
     assert (state / "lock.owner").read_text() == "test run\n"
     assert oct((state / "lock.stderr").stat().st_mode)[-3:] == "600" and not (state / "lock.err").exists()
+    assert oct(state.stat().st_mode)[-3:] == "700" and oct((state / "last-run").stat().st_mode)[-3:] == "600"

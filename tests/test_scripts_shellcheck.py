@@ -66,6 +66,7 @@ def built() -> dict[str, str]:
     credential = Credential.__new__(Credential)
     credential.record = SimpleNamespace(name="gh-token", target=SimpleNamespace(path=HOSTILE))  # type: ignore[assignment]
     credential.envelope = b"age-encryption.org/v1\n..."
+    credential.areas = ("/run/zeta/creds", HOSTILE)
     rebuild = NixosRebuild({"config_dir": HOSTILE}, WHERE)
     assert isinstance(rebuild, NixosRebuild)
     host = Host(name="h", address="127.0.0.1", port=22, user="root", key_file=None, known_hosts=Path("k"),

@@ -47,7 +47,7 @@ class Journal:
 
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._fd = os.open(run_dir / "journal.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._buffer: list[str] = []
 
@@ -101,7 +101,7 @@ class RunRecord:
 def create_run(meta: dict[str, Any]) -> tuple[RunRecord, Journal]:
     run_id = new_run_id()
     run_dir = runs_dir() / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
+    run_dir.mkdir(parents=True, exist_ok=False, mode=0o700)
     write_json(run_dir / "meta.json", {"run_id": run_id, **meta})
     return RunRecord(run_id, run_dir, meta), Journal(run_dir)
 

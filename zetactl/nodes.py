@@ -62,7 +62,7 @@ def node_key(name: str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = asyncssh.generate_private_key("ssh-ed25519", comment=f"zetactl-{name}")
         write_atomic(path, key.export_private_key(), 0o600)
-        write_atomic(path.with_name("id_ed25519.pub"), key.export_public_key())
+        write_atomic(path.with_name("id_ed25519.pub"), key.export_public_key(), 0o644)
     return path
 
 

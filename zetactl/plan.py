@@ -117,6 +117,9 @@ def validate_steps(steps: Sequence[tuple[str, Step]]) -> list[str]:
     return [note for note in notes if note]
 
 
+MAX_LOOP = 10_000  # items of one step's loop
+
+
 def _plan_steps(renderer: Renderer, decl: StepDecl, context: Mapping[str, Any], host: Host,
                 selection: Selection) -> list[PlannedStep]:
     """One planned step, or one per item when the step has a `loop`."""
@@ -129,6 +132,9 @@ def _plan_steps(renderer: Renderer, decl: StepDecl, context: Mapping[str, Any], 
                                     "use `when` on the step instead") from None
     if not isinstance(items, list):
         raise decl.where.error(f"loop must give a list, not {type(items).__name__} (host {host.name})")
+    if len(items) > MAX_LOOP:
+        raise decl.at("loop").error(f"loop gives {len(items):,} items; a step loops at most {MAX_LOOP:,} times "
+                                    f"(host {host.name})")
     planned = []
     for item in items:
         item_decl = replace(decl, name=f"{decl.name} ({item})")

@@ -329,7 +329,7 @@ def test_refuses_an_owner_that_does_not_exist(lab4: Lab, ccli: CredCli, tmp_path
                     "owner zeta-nosuchuser:root does not exist on this node")
 
 
-def test_node_refuses_a_header_path_outside_run(lab4: Lab, ccli: CredCli, tmp_path: Path) -> None:
+def test_node_refuses_a_header_path_outside_its_areas(lab4: Lab, ccli: CredCli, tmp_path: Path) -> None:
     _install_first(ccli, lab4, tmp_path, "rf-path", "lab-004", b"old value")
     generation = _seal_next(ccli, lab4, tmp_path, "rf-path", b"new value")
     value = Secret(b"new value")
@@ -342,7 +342,8 @@ def test_node_refuses_a_header_path_outside_run(lab4: Lab, ccli: CredCli, tmp_pa
     escaped = lab4.node("lab-004").path("/etc/zeta-cred-escape")
     assert not escaped.is_symlink() and not escaped.exists(), doc
     assert doc["hosts"]["lab-004"]["status"] == "failed"
-    assert "refused: path /etc/zeta-cred-escape is not under /run (tmpfs)" in step_error(doc, "lab-004"), doc
+    assert "refused: path /etc/zeta-cred-escape is outside this node's credential areas (/run/zeta/creds" in \
+        step_error(doc, "lab-004"), doc
 
 
 def _age_to(lab: Lab, host: str, plaintext: bytes) -> bytes:

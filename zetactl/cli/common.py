@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from zetactl.errors import BadInput
 from zetactl.inventory.loader import DEFAULT_INVENTORY
+from zetactl.remote import names
+from zetactl.yamlsrc import check_bounds, load_yaml, load_yaml_text
 
 InventoryOpt = Annotated[
     Path,
@@ -42,22 +43,21 @@ def parse_extra_vars(items: list[str] | None) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for item in items or []:
         if item.startswith("@"):
-            path = Path(item[1:])
-            try:
-                data = yaml.safe_load(path.read_text())
-            except (OSError, yaml.YAMLError) as exc:
-                raise BadInput(f"-e {item}: {exc}") from None
+            data = load_yaml(Path(item[1:]))  # bounded like any playbook or inventory, errors with their line
             if not isinstance(data, dict):
                 raise BadInput(f"-e {item}: the file must hold a mapping of variables")
             result.update(data)
             continue
         name, sep, value = item.partition("=")
         if not sep or not name.isidentifier():
-            raise BadInput(f"-e expects NAME=VALUE or @FILE, not {item!r}")
+            raise BadInput(f"-e expects NAME=VALUE or @FILE, not {names.show(item)}")
         try:
-            result[name] = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError:
+            result[name] = load_yaml_text(value, f"-e {name}") if value else ""
+        except BadInput as exc:
+            if "invalid YAML" not in exc.message:
+                raise  # out of bounds (a number beyond 64 bits, text that is not Unicode): refused
             result[name] = value
+        check_bounds(result[name], f"-e {name}")
     return result
 
 

@@ -84,9 +84,13 @@ def seal(
     Example: zetactl creds seal gh-token --hosts control_plane --from-file ./gh-token --unit zeta-otto
     """
     from zetactl.creds import store
+    from zetactl.creds.areas import TOKEN_NAME_PREFIX
     from zetactl.creds.envelope import check_name, check_target
 
     check_name(name)
+    if name.startswith(TOKEN_NAME_PREFIX):
+        raise BadInput(f"credential names starting with {TOKEN_NAME_PREFIX!r} are kept for tenants' hub tokens "
+                       "(zetactl tenant add|rotate)")
     inv = load_inventory(inventory_path(inventory))
     previous = store.load(name) if name in store.names() else None
     if hosts is None and previous is None:
@@ -102,6 +106,11 @@ def seal(
     target = store.Target(path=path or base.path, mode=(mode or base.mode).rjust(4, "0"), owner=owner or base.owner,
                           group=group or base.group, units=tuple(unit) if unit is not None else base.units)
     check_target(target.path, target.mode, target.owner, target.group, target.units)
+    for other in store.names():
+        held = store.load(other)
+        if other != name and held.target.path == target.path and set(held.hosts) & set(names):
+            raise BadInput(f"credential path {target.path} is already used by credential {other!r} on "
+                           f"{', '.join(sorted(set(held.hosts) & set(names)))}: each credential has a path of its own")
     value = read_value(from_file, stdin, name)
     record = store.seal_for_hosts(name, value, [inv.host(n) for n in names], target,
                                   not_after=parse_expiry(expires), recovery=tuple(recovery or ()), previous=previous)
@@ -245,6 +254,11 @@ def verify(
     result = _deploy(playbook_for(chosen), inventory, limit, check=True, progress=False)
     code = _finish(result, output_format, check=True)
     drift = any(o.count("changed") for o in result.outcomes.values())
+    if output_format == "table":  # what differs, and why (a value changed on the node, a generation behind)
+        for host, outcome in sorted(result.outcomes.items()):
+            for step in outcome.steps:
+                if step.changed:
+                    sys.stdout.write(f"{host}: {step.summary}\n")
     soon = [(n, store.load(n).not_after) for n in chosen]
     for name, not_after in soon:
         if not_after and not_after - time.time() < warn_days * 86400:

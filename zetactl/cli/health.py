@@ -49,7 +49,7 @@ def health(
             from zetactl.fileio import write_atomic
             from zetactl.health.output import prometheus_failed
 
-            write_atomic(output, prometheus_failed(str(exc)))
+            write_atomic(output, prometheus_failed(str(exc)), 0o644)  # read by node_exporter
     raise typer.Exit(code)
 
 
@@ -89,7 +89,7 @@ def _health(inventory: Path | None, limit: str | None, output_format: str, outpu
     else:
         text = table(results, since, elapsed)
     if output is not None:
-        write_atomic(output, text)
+        write_atomic(output, text, 0o644)  # read by node_exporter's textfile collector
     else:
         sys.stdout.write(text)
     return int(worst(results))

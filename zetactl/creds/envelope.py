@@ -132,9 +132,14 @@ def check_name(name: str) -> str:
 
 
 def check_target(path: str, mode: str, owner: str, group: str, units: tuple[str, ...]) -> None:
-    names.path(path, "credential path")
-    if not path.startswith("/run/") or ".." in path.split("/") or any(c.isspace() or ord(c) < 32 for c in path):
-        raise BadInput(f"credential path {path!r} must be under /run (tmpfs), without spaces or '..'")
+    """What any credential's target must be, whatever the host (its areas: creds/areas.py, when sealing)."""
+    from zetactl.creds.areas import INTERNAL, SYSTEM, normal
+
+    normal(path, "credential path")
+    if any(c.isspace() for c in path):
+        raise BadInput(f"credential path {names.show(path)} holds a space")
+    if any(path == s or path.startswith(s + "/") for s in (*SYSTEM, *INTERNAL)):
+        raise BadInput(f"credential path {names.show(path)} is in a system or zetactl folder")
     if not re.fullmatch(r"0?[0-7]{3}", mode) or int(mode, 8) & 0o077 & ~0o040:
         raise BadInput(f"credential mode {mode!r}: octal, readable by owner (and at most its group), e.g. 0400")
     names.account(owner, "credential owner")

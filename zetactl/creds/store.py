@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zetactl.creds.areas import areas, check_path
 from zetactl.creds.envelope import VERSION, check_name, make_header, seal
 from zetactl.errors import BadInput
 from zetactl.fileio import write_atomic
@@ -46,7 +47,7 @@ class Record:
     target: Target
     not_after: int
     created: int
-    hosts: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> {node, digest}
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> {node, digest, areas}
     state: str = "complete"  # "pending" while a rotation has not reached every host
     format: int = VERSION  # the envelope format of this generation (1: sealed by zetactl before format 2)
 
@@ -119,9 +120,12 @@ def node_id(host: Host) -> str:
 
 
 def seal_for_hosts(name: str, value: Secret, hosts: list[Host], target: Target, *, not_after: int,
-                   recovery: tuple[str, ...] = (), previous: Record | None = None, min_generation: int = 1) -> Record:
+                   recovery: tuple[str, ...] = (), previous: Record | None = None, min_generation: int = 1,
+                   tokens: bool = False) -> Record:
     """Seal a new generation of NAME to each host (at least `min_generation`: above what a node already holds);
-    the record becomes `pending` until pushed."""
+    the record becomes `pending` until pushed. The path must lie in every host's credential areas (`tokens`: a
+    tenant's hub token, only for `zetactl tenant`)."""
+    check_path(target.path, hosts, tokens=tokens)
     generation = max((previous.generation + 1) if previous else 1, min_generation)
     record = Record(name=name, generation=generation, target=target, not_after=not_after,
                     created=int(time.time()), state="pending")
@@ -129,6 +133,7 @@ def seal_for_hosts(name: str, value: Secret, hosts: list[Host], target: Target, 
         header = make_header(node_id(host), name, generation, value, not_after=not_after, path=target.path,
                              mode=target.mode, owner=target.owner, group=target.group, units=target.units)
         _write(record.envelope_path(host.name), seal(header, value, [host_key(host), *recovery]))
-        record.hosts[host.name] = {"node": header.node, "digest": header.digest}
+        # the host's areas when sealed: the node refuses a path outside them whatever envelope it is given
+        record.hosts[host.name] = {"node": header.node, "digest": header.digest, "areas": list(areas(host))}
     save(record)
     return record

@@ -137,7 +137,7 @@ class Read:
     marker: dict[str, str]  # the last-run marker (key=value lines)
     switch: dict[str, str]  # the record of the last switch zetactl confirmed
     rollback: dict[str, str]  # the record of the node's last rollback
-    creds: dict[str, tuple[str, str, str]]  # credential -> (generation, not-after, installed mode:owner:group)
+    creds: dict[str, tuple[str, str, str, str]]  # credential -> (generation, not-after, mode:owner:group, value digest)
     custom: dict[int, str]  # custom check -> its answer
 
     def text(self, tag: str) -> str:
@@ -150,7 +150,8 @@ def read(records: Records, credentials: Sequence[str], checks: Sequence[CustomCh
     for index, name in enumerate(credentials):
         if f"cred{index}" in records:
             meta = fields(records.text(f"cred{index}"), f"{CREDS_STATE}/{name}.meta")
-            creds[name] = (meta.get("generation", ""), meta.get("not-after", ""), records.text(f"credstat{index}"))
+            creds[name] = (meta.get("generation", ""), meta.get("not-after", ""), records.text(f"credstat{index}"),
+                           records.text(f"credvalue{index}"))
     marker = {}
     for line in records.text("last").split("\n"):
         key, _, value = line.partition("=")
@@ -227,7 +228,7 @@ def judge(host: Host, health: HostHealth, found: Read, sent: float, received: fl
                    f"{check.target}: {shown(answer, line=True) or 'no answer'}")
 
 
-def judge_credentials(health: HostHealth, on_node: Mapping[str, tuple[str, str, str]],
+def judge_credentials(health: HostHealth, on_node: Mapping[str, tuple[str, str, str, str]],
                       records: Mapping[str, Mapping[str, Any]], host: Host) -> None:
     soon = number(host, "zeta_health_cred_warn_days", 14) * 86400
     now = time.time()
@@ -238,12 +239,17 @@ def judge_credentials(health: HostHealth, on_node: Mapping[str, tuple[str, str, 
             health.add(check, Severity.CRITICAL, f"{name} is not installed (zetactl creds push {name})")
             continue
         generation, not_after, stat = installed[0], int(installed[1]) if installed[1].isdigit() else 0, installed[2]
+        value = installed[3]
+        sealed = record.get("hosts", {}).get(host.name, {}).get("digest", "")
         target = record["target"]
         if stat == "missing":
             health.add(check, Severity.CRITICAL, f"{name}: {target['path']} is missing (a reboot emptied /run?)")
         elif stat != f"{int(target['mode'], 8):o}:{target['owner']}:{target['group']}":
             health.add(check, Severity.CRITICAL, f"{name}: {target['path']} is {shown(stat, line=True)}, not "
                        f"{target['mode']}:{target['owner']}:{target['group']}")
+        elif value and generation == str(record["generation"]) and value != sealed:
+            health.add(check, Severity.CRITICAL, f"{name}: the value at {target['path']} was changed on the node: it "
+                       f"does not match generation {generation}'s digest (zetactl creds push {name} reinstalls it)")
         elif not_after and not_after <= now:
             health.add(check, Severity.CRITICAL, f"{name} expired at "
                        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(not_after))} UTC")
@@ -253,6 +259,9 @@ def judge_credentials(health: HostHealth, on_node: Mapping[str, tuple[str, str, 
         elif not_after and not_after - now < soon:
             health.add(check, Severity.WARNING, f"{name} expires "
                        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(not_after))} UTC")
+        elif not value:
+            health.add(check, Severity.WARNING, f"{name}: its value cannot be verified (installed by an older "
+                       f"zetactl): zetactl creds rotate {name} installs one that can be")
         elif record.get("format") != ENVELOPE_FORMAT:
             health.add(check, Severity.WARNING, f"{name} was sealed in envelope format v{record.get('format')}, "
                        f"which zetactl no longer pushes: zetactl creds rotate {name} --from-file FILE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -22,7 +23,9 @@ CREATE INDEX IF NOT EXISTS findings_sweep ON findings (sweep);
 
 def database(path: Path | None = None) -> sqlite3.Connection:
     db_path = path or state_dir() / "health.sqlite"
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not db_path.exists():  # sqlite makes it with the umask's mode: private from the start
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))
     conn = sqlite3.connect(db_path, timeout=10)
     conn.executescript(SCHEMA)
     return conn

@@ -29,7 +29,7 @@ class SweepBusy(ZetaError):
 def sweep_lock(path: Path | None = None) -> Iterator[None]:
     """A non-blocking lock: a second sweep fails at once instead of piling up behind a slow one."""
     lock_path = path or state_dir() / "health.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

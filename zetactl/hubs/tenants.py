@@ -344,8 +344,8 @@ def seal_tokens(hubs: Hubs, tenant: Tenant, minted: dict[str, tokens.Minted]) ->
         previous = creds_store.load(name) if name in creds_store.names() else None
         record = creds_store.seal_for_hosts(name, secret.token, [host],
                                             creds_store.Target(path=token_path(token.service), units=TENANT_UNITS),
-                                            not_after=0,
-                                            previous=previous, min_generation=held.get(name, 0) + 1)
+                                            not_after=0, previous=previous,
+                                            min_generation=held.get(name, 0) + 1, tokens=True)
         token.generation = record.generation
 
 

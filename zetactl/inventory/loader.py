@@ -24,6 +24,7 @@ CONNECTION_VARS = {
     "ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
     "zeta_ssh_ciphers", "zeta_ssh_kex",
     "zeta_known_hosts", "zeta_role", "zeta_node_id", "zeta_host_key_fingerprint", "zeta_bootstrap_key",
+    "zeta_credential_areas",
     # health sweep settings (docs/health.md)
     "zeta_health_checks", "zeta_health_disks", "zeta_health_disk_warn", "zeta_health_disk_crit",
     "zeta_health_mem_warn", "zeta_health_mem_crit", "zeta_health_skew_warn", "zeta_health_skew_crit",

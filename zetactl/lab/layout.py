@@ -132,7 +132,7 @@ def fingerprint(public_line: str | bytes) -> str:
 
 
 def write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
-    write_atomic(path, data, mode)
+    write_atomic(path, data, mode, folder_mode=0o755)  # a node's own files: as a machine has them
 
 
 def sshd_config(address: str) -> str:

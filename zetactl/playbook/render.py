@@ -23,10 +23,45 @@ from zetactl.errors import BadInput
 from zetactl.facts import FACTS_PENDING, FactsPending, NeedsFacts
 from zetactl.inventory import Host, Inventory
 from zetactl.playbook.model import Playbook, StepDecl
-from zetactl.remote import quote
+from zetactl.remote import names, quote
 from zetactl.steps import KINDS, Step, Where
 
 WHOLE_EXPRESSION = re.compile(r"^\{\{((?:(?!\{\{|\}\}).)*)\}\}\Z", re.S)  # "{{ x }}" exactly: x keeps its type
+MAX_RENDERED = 64 * 1024 * 1024  # bytes one value or one template may render to
+MAX_HOST_PAYLOAD = 256 * 1024 * 1024  # bytes of rendered files one host may get from one playbook
+
+
+class TooLarge(jinja2.TemplateError):
+    """A rendering that would pass MAX_RENDERED: stopped before it is made."""
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, with `*` and `**` bounded: `{{ 'x' * 10**10 }}` is refused before it is made
+    (the sandbox already bounds `range`)."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 4096 and not isinstance(left, float):
+            raise TooLarge(f"{left!r:.20} ** {right} is too large a number")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, str | bytes | list | tuple) and isinstance(times, int) \
+                        and len(sequence) * times > MAX_RENDERED:
+                    raise TooLarge(f"a value repeated {times} times would be more than {MAX_RENDERED // 2**20} MiB")
+        return super().call_binop(context, operator, left, right)
+
+
+def rendered(template: jinja2.Template, context: Mapping[str, Any]) -> str:
+    """The template's output, stopped once it passes MAX_RENDERED (a template looping into gigabytes)."""
+    parts: list[str] = []
+    size = 0
+    for part in template.generate(context):
+        size += len(part)
+        if size > MAX_RENDERED:
+            raise TooLarge(f"renders to more than {MAX_RENDERED // 2**20} MiB")
+        parts.append(part)
+    return "".join(parts)
 
 
 class Renderer:
@@ -37,7 +72,7 @@ class Renderer:
         self.extra_vars = dict(extra_vars)
         self.want_content = want_content
         base = playbook.path.parent
-        self.env = ImmutableSandboxedEnvironment(
+        self.env = _Sandbox(
             undefined=jinja2.StrictUndefined,
             loader=jinja2.FileSystemLoader([str(base), str(base / "templates")]),
             keep_trailing_newline=True,
@@ -46,6 +81,7 @@ class Renderer:
         self.env.filters.update(nix=to_nix, combine=combine, quote=lambda v: quote(str(v)).text,
                                 basename=lambda p: str(p).rstrip("/").rsplit("/", 1)[-1])
         self._compiled: dict[str, jinja2.Template] = {}
+        self._sent: dict[str, int] = {}  # host -> bytes of rendered files (MAX_HOST_PAYLOAD)
         self._expressions: dict[str, Any] = {}
         self._groups = {name: inventory.group_hosts(name) for name in inventory.groups}
 
@@ -70,7 +106,7 @@ class Renderer:
                 break
             for key, value in pending.items():
                 try:
-                    merged[key] = self._template(value).render(merged)
+                    merged[key] = rendered(self._template(value), merged)
                 except jinja2.UndefinedError:
                     continue  # may resolve on a later pass, or fail where it is used
                 except NeedsFacts:
@@ -112,7 +148,7 @@ class Renderer:
                     if isinstance(result, FactsPending):
                         raise NeedsFacts
                     return result
-                return self._template(value).render(context)
+                return rendered(self._template(value), context)
             except jinja2.UndefinedError as exc:
                 raise where.error(f"undefined variable: {exc.message} (host {host})") from None
             except jinja2.TemplateSyntaxError as exc:
@@ -152,15 +188,16 @@ class Renderer:
         if not isinstance(ref, str):
             return None
         base = self.playbook.path.parent
-        candidates = [base / ref, base / "templates" / ref]
-        source = next((p for p in candidates if p.is_file()), None)
-        if source is None:
-            raise where.error(f"{step_cls.kind}: {option} {ref!r} not found next to the playbook")
+        source = playbook_file(base, ref, f"{step_cls.kind}: {option}", where)
         if not step_cls.payload_is_template:
+            size = source.stat().st_size
+            if size > MAX_RENDERED:
+                raise where.error(f"{step_cls.kind}: {option} {names.show(ref)} is {size / 2**20:.0f} MiB; a file "
+                                  f"zetactl sends is at most {MAX_RENDERED // 2**20} MiB")
             return source.read_bytes()
         try:
             template = self.env.get_template(source.relative_to(base).as_posix())
-            return template.render(context).encode()
+            return rendered(template, context).encode()
         except jinja2.TemplateSyntaxError as exc:
             raise BadInput(f"template syntax error: {exc.message}", file=str(source), line=exc.lineno) from None
         except jinja2.UndefinedError as exc:
@@ -183,7 +220,34 @@ class Renderer:
                                  sensitive=bool(decl.args.get("sensitive")))
         step_cls.precheck(args, decl.where)
         payload = self.payload(step_cls, args, context, decl.where, host)
+        if payload is not None:
+            self._sent[host] = self._sent.get(host, 0) + len(payload)
+            if self._sent[host] > MAX_HOST_PAYLOAD:
+                raise decl.where.error(f"host {host} would get more than {MAX_HOST_PAYLOAD // 2**20} MiB of files "
+                                       "from this playbook (loops over large templates?)")
         return step_cls(args, decl.where, want_content=self.want_content, payload=payload, host=host)
+
+
+def playbook_file(base: Path, ref: str, what: str, where: Where) -> Path:
+    """A file a step names (`source:`, `src:`): next to the playbook or in its templates/ folder, and never
+    outside that folder (`../../etc/shadow`, `/root/.ssh/id_ed25519`, a link leading out), as Ansible's role
+    files are. BadInput at the step's line otherwise."""
+    root = base.resolve()
+    way_out = (f"put the file next to the playbook ({base}) or in its templates/ folder, or give the content "
+               "inline (content:)")
+    if "\0" in ref:
+        raise where.error(f"{what} {names.show(ref)} is not a file name")
+    for candidate in (base / ref, base / "templates" / ref):
+        try:
+            resolved = candidate.resolve()
+            found = resolved.is_file()
+        except (OSError, RuntimeError):  # a loop of links, a name too long
+            continue
+        if found and not resolved.is_relative_to(root):
+            raise where.error(f"{what} {names.show(ref)} is outside the playbook's folder: {way_out}")
+        if found:
+            return candidate
+    raise where.error(f"{what} {names.show(ref)} not found next to the playbook: {way_out}")
 
 
 def python_error(exc: Exception, sensitive: bool) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 from typing import ClassVar
 
+from zetactl.creds import areas
 from zetactl.errors import BadInput
 from zetactl.remote import BadAnswer, Sh, fail, lines, script, sh, shown, source
 from zetactl.remote.frame import c_string, fields
@@ -53,6 +54,8 @@ class Credential(Step):
                                    f"zetactl creds seal {self.record.name} --hosts {self.host}")
         self.generation = self.record.generation
         self.digest = entry["digest"]
+        # where the node accepts the path (a record sealed before areas existed: anywhere in /run, as then)
+        self.areas = tuple(entry.get("areas") or ("/run",))
         self.node = entry["node"]
         path = self.record.envelope_path(self.host)
         if not path.is_file():
@@ -90,6 +93,8 @@ class Credential(Step):
                           f"{self.generation}",
                           fail(f"refusing to go back from generation {generation} to {self.generation}", REFUSED))
         current = generation == self.generation and digest == self.digest and right
+        value = observed.get("value")  # None: installed by a zetactl that kept no header to check it against
+        replaced = value is not None and value != self.digest
         if self.args["retire"]:
             old = [g for g in generations(observed) if g.isdigit() and int(g) != self.generation]
             if not current:
@@ -100,9 +105,13 @@ class Credential(Step):
             return Change(f"retire {self.name} generation(s) {', '.join(sorted(old))}",
                           lines(*(sh(Sh("rm -f --"), f"{GENERATIONS}/{self.name}/{g}") for g in old)),
                           f"{self.name}: retire generation(s) {', '.join(sorted(old))}\n")
+        if current and not replaced:
+            checked = "value verified" if value is not None else \
+                "value not verifiable: installed by an older zetactl, until its next generation"
+            return NoChange(f"{self.name} generation {self.generation} installed (digest {short}..., {checked})")
         if current:
-            return NoChange(f"{self.name} generation {self.generation} installed (digest {short}...)")
-        if generation == self.generation and digest == self.digest:
+            why = "its value was changed on the node: it no longer matches the envelope's digest (reinstall)"
+        elif generation == self.generation and digest == self.digest:
             why = "missing or wrong mode/owner (reinstall)"
         else:
             why = f"generation {generation or 'none'} -> {self.generation}"
@@ -113,7 +122,8 @@ class Credential(Step):
     def install_script(self) -> Sh:
         return lines(source("credential_check.sh"),
                      script("credential_install.sh", N=self.name, ENVELOPE=base64.b64encode(self.envelope).decode(),
-                            STATE=NODE_STATE, GENS=GENERATIONS, REFUSED=REFUSED))
+                            STATE=NODE_STATE, GENS=GENERATIONS, REFUSED=REFUSED, AREAS="\n".join(self.areas),
+                            SYSTEM="\n".join((*areas.SYSTEM, *areas.INTERNAL))))
 
 
 def generations(observed: Observed) -> list[str]:

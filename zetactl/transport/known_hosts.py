@@ -55,7 +55,8 @@ def pin(known_hosts: Path, host: Host, key: asyncssh.SSHKey) -> None:
     lines = known_hosts.read_text().splitlines() if known_hosts.exists() else []
     kept = [line for line in lines if not _is_entry_for(line, patterns)]
     key_type, key_data = key.export_public_key("openssh").decode().split()[:2]
-    write_atomic(known_hosts, "\n".join([*kept, f"{','.join(sorted(patterns))} {key_type} {key_data}"]) + "\n")
+    write_atomic(known_hosts, "\n".join([*kept, f"{','.join(sorted(patterns))} {key_type} {key_data}"]) + "\n",
+                 0o644)  # public keys, as ssh keeps them
 
 
 def unpin(known_hosts: Path, host: Host) -> None:
@@ -63,7 +64,7 @@ def unpin(known_hosts: Path, host: Host) -> None:
     if known_hosts.is_file():
         patterns = host_patterns(host)
         kept = [line for line in known_hosts.read_text().splitlines() if not _is_entry_for(line, patterns)]
-        write_atomic(known_hosts, "".join(f"{line}\n" for line in kept))
+        write_atomic(known_hosts, "".join(f"{line}\n" for line in kept), 0o644)
 
 
 def pinned_keys(known_hosts: Path, host: Host) -> list[tuple[str, str]]:

@@ -1,7 +1,7 @@
 # Install a sealed credential on this node (after credential_check.sh; the engine runs it under set -e). The
 # controller sends only the envelope, ciphertext sealed to this node's host key; the value only ever touches
 # tmpfs (/run) and travels as file content.
-# values: N ENVELOPE STATE GENS REFUSED
+# values: N ENVELOPE STATE GENS REFUSED AREAS SYSTEM
 G=$GENS/$N
 mkdir -p "$GENS/../.in" "$G" "$STATE"
 chmod 0755 "$GENS/.." "$GENS"
@@ -19,13 +19,15 @@ zc_check
 chown "$owner:$group" "$W/value" || refuse "owner $owner:$group does not exist on this node"
 chmod "$mode" "$W/value"
 mv -f "$W/value" "$G/.$gen.tmp" && mv -f "$G/.$gen.tmp" "$G/$gen"
-mkdir -p "$(dirname "$path")"
-ln -sfn "$G/$gen" "$path.zeta-tmp" && mv -Tf "$path.zeta-tmp" "$path"
+zc_enter "$path"  # the path's own folder: real folders of root or the owner, entered one by one
+ln -sfn "$G/$gen" "./.$zc_name.zeta-tmp" && mv -Tf "./.$zc_name.zeta-tmp" "./$zc_name"
+cd /
 for old in "$G"/*; do  # keep the previous until retired
   old=${old##*/}
   case "$old" in "$gen"|"$cur"|"*") ;; *) rm -f "$G/$old" ;; esac
 done
 cp "$W/envelope.age" "$STATE/.$N.age.tmp" && mv -f "$STATE/.$N.age.tmp" "$STATE/$N.age"
+cp "$W/bound" "$STATE/.$N.hdr.tmp" && mv -f "$STATE/.$N.hdr.tmp" "$STATE/$N.hdr"  # to verify the value later
 for unit in $(h units); do  # a unit this node does not have (yet) is no error
   [ "$(systemctl show -p LoadState --value -- "$unit" 2>/dev/null)" = not-found ] && continue
   systemctl try-restart -- "$unit"

@@ -10,13 +10,16 @@ zh_file() {
   if [ -f "$2" ]; then zf "$1" "$(cat "$2")"; fi
 }
 
-# zh_cred INDEX NAME STATE: fields cred<INDEX> (the credential's marker) and credstat<INDEX> (mode:owner:group of
-# the installed value, or `missing`)
+# zh_cred INDEX NAME STATE: fields cred<INDEX> (the credential's marker), credstat<INDEX> (mode:owner:group of
+# the installed value, or `missing`) and credvalue<INDEX> (the digest of the value after its sealed header)
 zh_cred() {
   if [ -f "$3/$2.meta" ]; then
     zf "cred$1" "$(cat "$3/$2.meta")"
     zh_p=$(sed -n 's/^path //p' "$3/$2.meta")
     zf "credstat$1" "$(stat -L -c '%a:%U:%G' -- "$zh_p" || echo missing)"
+    if [ -f "$3/$2.hdr" ] && [ -f "$zh_p" ]; then
+      zh_v=$(cat -- "$3/$2.hdr" "$zh_p" | sha256sum); zf "credvalue$1" "${zh_v%% *}"
+    fi
   fi
 }
 

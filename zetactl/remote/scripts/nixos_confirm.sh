@@ -1,6 +1,7 @@
 # Over a fresh connection: proves the node reachable, and writes the verdict (once: ln -s is atomic). Answers the
 # fields state (pending) or verdict, result, log_tail (base64), failed_units.
 # values: S RECORD RUN_ID RB4
+umask 077  # the record it writes is private
 [ -f "$S/result" ] || { zf state pending; exit 0; }
 rc=$(sed -n 's/^rc //p' "$S/result"); new=$(sed -n 's/^new //p' "$S/result")
 cur=$(sed -n 's/^current //p' "$S/result"); prev=$(cat "$S/previous")

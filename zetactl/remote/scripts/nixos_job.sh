@@ -30,5 +30,5 @@ rrc=$?
 printf 'verdict %s\ngeneration %s\nsystem %s\nfrom %s\nrollback_rc %s\nat %s\n' "$verdict" "$pg" \
   "$(readlink -f /run/current-system)" "$(sed -n 's/^new //p' "$S/result")" "$rrc" "$(date +%s)" \
   > "$S/rolled-back.tmp"
-cp "$S/rolled-back.tmp" "$ROLLBACK_RECORD.tmp" && mv -f "$ROLLBACK_RECORD.tmp" "$ROLLBACK_RECORD"
+(umask 077; cp "$S/rolled-back.tmp" "$ROLLBACK_RECORD.tmp") && mv -f "$ROLLBACK_RECORD.tmp" "$ROLLBACK_RECORD"
 mv -f "$S/rolled-back.tmp" "$S/rolled-back"

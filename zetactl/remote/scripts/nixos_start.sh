@@ -14,10 +14,11 @@ if systemctl is-active --quiet "$SWITCH_UNIT" "$FOREIGN_UNIT" 2>/dev/null; then
     fi
   done
 fi
-mkdir -p /run/nixos /var/lib/zeta/state
+mkdir -p /run/nixos
+[ -d /var/lib/zeta/state ] || { mkdir -p /var/lib/zeta && mkdir -m 0700 /var/lib/zeta/state; }
 if ! flock -n "$SWITCH_LOCK" true 2>/dev/null; then zf inflight "$SWITCH_LOCK is held"; exit 0; fi
 find "$SWITCH_DIR" -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null  # earlier, finished switches
-mkdir -p "$S" || exit 1
+{ mkdir -p "${S%/*}" && { [ -d "$S" ] || mkdir -m 0700 "$S"; }; } || exit 1  # its log and result: private
 prevgen=$(readlink "$PROFILE") || { echo "no system profile at $PROFILE" >&2; exit 1; }
 printf '%s\n' "$(readlink -f "$PROFILE")" > "$S/previous"
 printf '%s\n' "$prevgen" > "$S/previous-link"

@@ -1,4 +1,4 @@
 # Mark this node retired (zetactl/nodes.py); the key removal follows in the same script.
 set -eu
-mkdir -p /var/lib/zeta/state
-printf 'retired %s\n' "$(date +%s)" > /var/lib/zeta/state/retired
+[ -d /var/lib/zeta/state ] || { mkdir -p /var/lib/zeta && mkdir -m 0700 /var/lib/zeta/state; }
+(umask 077; printf 'retired %s\n' "$(date +%s)" > /var/lib/zeta/state/retired)
