@@ -43,14 +43,16 @@ def nested(depth: int) -> str:
 
 
 CASES = {
-    "nesting 300 deep": ("hosts: all\nvars: {deep: " + nested(300) + "}\nsteps: [{command: {cmd: x}}]\n", "nested deeper than 64"),
+    "nesting 300 deep": ("hosts: all\nvars: {deep: " + nested(300) + "}\nsteps: [{command: {cmd: x}}]\n",
+                         "nested deeper than 64"),
     "a 5000-digit mode": ("hosts: all\nsteps:\n  - directory: {path: /tmp/x, mode: " + "7" * 5000 + "}\n",
                           "cannot be read"),
     "a lone surrogate in content": ('hosts: all\nsteps:\n  - file: {path: /tmp/x, content: "\\ud800"}\n',
                                     "not valid Unicode"),
     "a lone surrogate in a path": ('hosts: all\nsteps:\n  - directory: {path: "/tmp/\\ud800"}\n',
                                    "not valid Unicode"),
-    "a number beyond 64 bits": ("hosts: all\nvars: {n: " + "9" * 30 + "}\nsteps: [{command: {cmd: x}}]\n", "beyond 64 bits"),
+    "a number beyond 64 bits": ("hosts: all\nvars: {n: " + "9" * 30 + "}\nsteps: [{command: {cmd: x}}]\n",
+                                "beyond 64 bits"),
     "an alias bomb in a loop": ("hosts: all\nvars:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n"
                                 + "".join(f"  {c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
                                           for p, c in zip("abcdefgh", "bcdefghi", strict=True))

@@ -352,7 +352,8 @@ def test_targets_in_system_folders_badly_written_or_world_readable_are_refused(p
 
 @pytest.mark.parametrize(("path", "declared", "taken"), [
     ("/run/zeta/creds/gh", [], True), ("/run/zeta/creds/sub/gh", [], True), ("/etc/shadow", [], False),
-    ("/run/x", [], False), ("/run/zeta/creds", [], False), ("/home/otto/.config/app/t", ["/home/otto/.config/app"], True),
+    ("/run/x", [], False), ("/run/zeta/creds", [], False),
+    ("/home/otto/.config/app/t", ["/home/otto/.config/app"], True),
     ("/home/otto/t", ["/home/otto/.config/app"], False), ("/run/zeta/creds/hub-voice", [], False),
 ])
 def test_a_path_lies_in_an_area_of_every_host(path: str, declared: list[str], taken: bool) -> None:
