@@ -238,13 +238,13 @@ def sha_lines(value: bytes, wanted: Iterable[str]) -> dict[str, str]:
     for line in value.split(b"\n") if value else []:
         match = _SHA.fullmatch(line)
         if match is None:
-            raise BadAnswer(f"a malformed sha256sum line: {_preview(line)}")
+            raise BadAnswer(f"a malformed line of file hashes: {_preview(line)}")
         raw = match[3]
         if match[1]:
             raw = re.sub(rb"\\(.)", lambda m: {b"n": b"\n", b"r": b"\r", b"\\": b"\\"}.get(m[1], b"\\" + m[1]), raw)
         name = decode(raw)
         if name not in asked or name in found:
-            raise BadAnswer(f"sha256sum answered for {shown(name, line=True)}, which was not asked for (or twice)")
+            raise BadAnswer(f"a file hash answered for {shown(name, line=True)}, which was not asked for (or twice)")
         found[name] = match[2].decode()
     return found
 
