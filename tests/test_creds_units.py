@@ -37,7 +37,7 @@ from zetactl.creds.envelope import (
     seal_passphrase,
 )
 from zetactl.errors import BadInput
-from zetactl.remote import source
+from zetactl.remote import BadAnswer, source
 from zetactl.secret import PLACEHOLDER, RedactingFilter, Secret
 from zetactl.steps.base import Where
 from zetactl.steps.credential import Credential
@@ -457,3 +457,12 @@ def test_backstop_also_masks_a_secret_read_with_its_trailing_newline() -> None:
     record = logging.LogRecord("asyncssh", logging.DEBUG, "f", 1, "Command: echo %s", ("ghp_from_a_file",), None)
     RedactingFilter().filter(record)
     assert "ghp_from_a_file" not in record.getMessage()
+
+
+def test_generation_names_are_read_exactly_and_none_is_no_error() -> None:
+    from zetactl.steps.credential import generations
+
+    assert generations({"gens": ""}) == []  # never installed, or a reboot emptied /run: retire says so, no parse error
+    assert generations({"gens": '"1"\n"2"\n"3\\n4"\n"\\036x"'}) == ["1", "2", "3\n4", "\x1ex"]
+    with pytest.raises(BadAnswer):
+        generations({"gens": "1"})  # ls was asked to quote every name

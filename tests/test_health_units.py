@@ -69,7 +69,7 @@ def test_a_skewed_node_clock_is_warned_then_critical() -> None:
 
 def test_a_credential_sealed_in_the_old_envelope_format_is_a_warning() -> None:
     from zetactl.creds.envelope import VERSION
-    from zetactl.health.checks import judge_credentials
+    from zetactl.health.checks import Installed, judge_credentials
     from zetactl.inventory import load_inventory
 
     host = load_inventory(Path(__file__).resolve().parent.parent / "inventory" / "hosts.yml").host("cp1")
@@ -77,8 +77,8 @@ def test_a_credential_sealed_in_the_old_envelope_format_is_a_warning() -> None:
                                           "group": "root"}, "hosts": {"cp1": {"digest": "d" * 64}}}
     for fmt, expected in ((VERSION, Severity.OK), (1, Severity.WARNING)):
         health = HostHealth("cp1")
-        judge_credentials(health, {"gh": ("3", "0", "400:root:root", "d" * 64)}, {"gh": {**record, "format": fmt}},
-                          host)
+        installed = Installed("3", "0", "400:root:root", "/run/zeta/creds/.gen/gh/3", "d" * 64)
+        judge_credentials(health, {"gh": installed}, {"gh": {**record, "format": fmt}}, host)
         finding = next(f for f in health.findings if f.check == "credential:gh")
         assert finding.severity == expected, finding
         assert (fmt == VERSION) or "creds rotate gh" in finding.message

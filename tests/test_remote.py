@@ -310,3 +310,38 @@ def test_the_lock_session_answers_each_script_then_writes_the_marker(tmp_path: P
     assert (state / "lock.owner").read_text() == "test run\n"
     assert oct((state / "lock.stderr").stat().st_mode)[-3:] == "600" and not (state / "lock.err").exists()
     assert oct(state.stat().st_mode)[-3:] == "700" and oct((state / "last-run").stat().st_mode)[-3:] == "600"
+
+
+def test_node_text_in_a_report_line_is_never_markup() -> None:
+    """A step's output (`mv: cannot stat '[/x]'`) printed by the progress display: text, not rich markup."""
+    import io
+
+    from zetactl.engine.outcome import HostOutcome, StepRecord
+    from zetactl.engine.states import State
+    from zetactl.progress import RunProgress
+
+    stream = io.StringIO()
+    display = RunProgress(1, 1, stream=stream)
+    display.console.force_terminal = False  # type: ignore[union-attr]
+    outcome = HostOutcome("n1")
+    outcome.status, outcome.error = "failed", "copy: mv: cannot stat '[/x]' [link=http://e]y[/link]"
+    record = StepRecord(0, "copy", "command", False)
+    record.state, record.error = State.FAILED, outcome.error
+    with display:
+        display.step_done("n1", record)
+        display.host_done(outcome)
+    assert "'[/x]' [link=http://e]y[/link]" in stream.getvalue()
+
+
+def test_a_temp_file_name_cannot_be_known_beforehand(tmp_path: Path) -> None:
+    """The temp file's random part comes from the controller ($$ is in `ps`), and it is made with O_EXCL."""
+    from zetactl.steps.base import write_file_script
+
+    first = write_file_script(str(tmp_path / "f"), b"x", "0600", None, None).text
+    second = write_file_script(str(tmp_path / "f"), b"x", "0600", None, None).text
+    assert "$$" not in first and first.split("\n")[0] != second.split("\n")[0]
+    name = first.split("\n")[0].removeprefix("zt=")
+    (tmp_path / "target").write_text("keep")
+    Path(name).symlink_to(tmp_path / "target")  # planted at the very name: the write is refused, nothing followed
+    proc = subprocess.run(["sh", "-ec", first], capture_output=True, text=True)
+    assert proc.returncode != 0 and (tmp_path / "target").read_text() == "keep" and not (tmp_path / "f").exists()

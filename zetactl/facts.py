@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from zetactl.remote import Sh, source
+from zetactl.remote.frame import number
 
 
 def facts_script() -> Sh:
@@ -25,7 +26,7 @@ def parse_facts(observed: Mapping[str, str]) -> dict[str, Any]:
     return {
         "nixos_version": version,
         "nixos_release": version.split(".")[0] + "." + version.split(".")[1] if version.count(".") >= 1 else "",
-        "generation": int(generation) if generation.isdigit() else None,
+        "generation": number(generation),
         "current_system": observed.get("current_system", ""),
         "booted_system": observed.get("booted_system", ""),
         "profile_system": observed.get("profile_system", ""),

@@ -48,7 +48,8 @@ class RunProgress:
         if self.progress is not None and not record.handler:
             self.progress.advance(self.steps_task)
         if record.state == State.FAILED and self.progress is not None:
-            self._line(f"[red]FAILED[/red] {host}: {record.name}: {record.error.rstrip(chr(10)).split(chr(10))[-1]}")
+            last = record.error.rstrip(chr(10)).split(chr(10))[-1]
+            self._line(f"[red]FAILED[/red] {escape(host)}: {escape(record.name)}: {escape(last)}")
 
     def host_done(self, outcome: HostOutcome) -> None:
         if outcome.status in self.counts:
@@ -58,11 +59,18 @@ class RunProgress:
             self.progress.update(self.hosts_task, advance=1, counts=text)
         elif self.enabled:
             changed = outcome.count("changed")
-            self._line(f"{outcome.host}: {outcome.status} ({changed} changed, {outcome.count('ok')} ok) "
-                       f"{outcome.elapsed:.2f}s" + (f": {outcome.error}" if outcome.error else ""))
+            self._line(escape(f"{outcome.host}: {outcome.status} ({changed} changed, {outcome.count('ok')} ok) "
+                              f"{outcome.elapsed:.2f}s" + (f": {outcome.error}" if outcome.error else "")))
 
     def _line(self, text: str) -> None:
         if self.progress is not None:
             self.progress.console.print(text, highlight=False)
         elif self.console is not None:
             self.console.print(text, highlight=False, markup=True, soft_wrap=True)
+
+
+def escape(text: str) -> str:
+    """Node text as plain text for rich: `[/x]` in a step's output is not markup (it raised MarkupError)."""
+    from rich.markup import escape as rich_escape  # rich is loaded already when there is anything to print
+
+    return rich_escape(text)

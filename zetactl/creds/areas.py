@@ -24,7 +24,9 @@ DEFAULT_AREA = "/run/zeta/creds"
 SYSTEM = ("/run/current-system", "/run/booted-system", "/run/systemd", "/run/wrappers", "/run/nixos", "/run/keys",
           "/run/zeta/switch", "/run/zeta-lab", "/run/sshd", "/etc/static", "/etc/nixos", "/etc/ssh", "/etc/systemd",
           "/etc/pam.d", "/etc/sudoers.d", "/etc/zeta", "/nix", "/proc", "/sys", "/dev", "/boot", "/usr", "/bin",
-          "/sbin", "/lib", "/lib64", "/var/lib/zeta", "/var/lib/systemd")
+          "/sbin", "/lib", "/lib64", "/var/lib/zeta", "/var/lib/systemd",
+          # anyone may write there (or it is a link to /run): a user could take a name first
+          "/tmp", "/var/tmp", "/dev/shm", "/var/run")
 BROAD = ("/run/user", "/var/lib", "/var/run", "/var/log", "/var/cache", "/usr/local", "/run/zeta")
 INTERNAL = (f"{DEFAULT_AREA}/.gen", f"{DEFAULT_AREA}/.in")  # the generations and the opening room
 TOKEN_PREFIX = f"{DEFAULT_AREA}/hub-"  # tenants' hub tokens (zetactl tenant): never sealed by hand

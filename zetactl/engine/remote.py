@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from zetactl.remote import Records, Sh, cat, lines, sh
-from zetactl.remote.frame import BadAnswer, sha_lines, stat_entries
+from zetactl.remote.frame import BadAnswer, number, sha_lines, stat_entries
 from zetactl.steps import Change, Step
 
 
@@ -147,10 +147,10 @@ def parse_apply(records: Records, batch: Sequence[tuple[int, Step, Change]]) -> 
     for key, step, _ in batch:
         if f"A{key}" not in records:
             continue
-        rc = records.text(f"R{key}")
-        if not rc.isdigit():
-            raise BadAnswer(f"step {key}: exit status {rc!r} is not a number")
-        result = results[key] = ApplyResult(int(rc), records.text(f"A{key}").rstrip("\n"))
+        rc = number(records.text(f"R{key}"))
+        if rc is None:
+            raise BadAnswer(f"step {key}: its exit status is not a number")
+        result = results[key] = ApplyResult(rc, records.text(f"A{key}").rstrip("\n"))
         if result.rc == 0 and f"V{key}" in records:
             own = _path_facts(records, f"V{key}_", [(key, step)]) if step.barrier else facts
             result.observed = _observed(records, f"V{key}", own.get(key, {}))

@@ -29,9 +29,10 @@ from zetactl.creds.envelope import VERSION as ENVELOPE_FORMAT
 from zetactl.errors import BadInput
 from zetactl.facts import facts_script
 from zetactl.inventory import Host
-from zetactl.remote import Records, Sh, lines, names, sh, shown, source
+from zetactl.remote import Records, Sh, frame, lines, names, sh, shown, source
 from zetactl.remote.frame import fields
 from zetactl.remote.runner import STATE_DIR
+from zetactl.steps.credential import GENERATIONS
 from zetactl.steps.credential import NODE_STATE as CREDS_STATE
 
 
@@ -91,7 +92,7 @@ def custom_checks(host: Host) -> list[CustomCheck]:
     return checks
 
 
-def number(host: Host, name: str, default: float) -> float:
+def setting(host: Host, name: str, default: float) -> float:
     value = host.vars.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadInput(f"{host.name}: {name} must be a number, not {value!r}")
@@ -116,7 +117,7 @@ def probe_script(host: Host, checks: list[CustomCheck], timeout: float, credenti
         sh(Sh("zh_file last"), f"{STATE_DIR}/last-run"),
         sh(Sh("zh_file switch"), f"{STATE_DIR}/nixos-switch"),
         sh(Sh("zh_file rollback"), f"{STATE_DIR}/nixos-rollback"),
-        *(sh(Sh("zh_cred"), index, name, CREDS_STATE) for index, name in enumerate(credentials)),
+        *(sh(Sh("zh_cred"), index, name, CREDS_STATE, GENERATIONS) for index, name in enumerate(credentials)),
     ]
     for index, check in enumerate(checks):
         if check.kind == "unit":
@@ -128,6 +129,17 @@ def probe_script(host: Host, checks: list[CustomCheck], timeout: float, credenti
     return lines(*parts, Sh(":"))
 
 
+@dataclass(frozen=True)
+class Installed:
+    """A credential as the node holds it (the sweep's credential fields)."""
+
+    generation: str
+    not_after: str
+    stat: str  # mode:owner:group of the generation's file, or `missing`
+    link: str  # where the link at the credential's path points
+    value: str  # the digest of the value after its sealed header ("" when there is no header to check against)
+
+
 @dataclass
 class Read:
     """What the sweep's script read on one node."""
@@ -137,7 +149,7 @@ class Read:
     marker: dict[str, str]  # the last-run marker (key=value lines)
     switch: dict[str, str]  # the record of the last switch zetactl confirmed
     rollback: dict[str, str]  # the record of the node's last rollback
-    creds: dict[str, tuple[str, str, str, str]]  # credential -> (generation, not-after, mode:owner:group, value digest)
+    creds: dict[str, Installed]  # credential -> what the node holds
     custom: dict[int, str]  # custom check -> its answer
 
     def text(self, tag: str) -> str:
@@ -150,8 +162,9 @@ def read(records: Records, credentials: Sequence[str], checks: Sequence[CustomCh
     for index, name in enumerate(credentials):
         if f"cred{index}" in records:
             meta = fields(records.text(f"cred{index}"), f"{CREDS_STATE}/{name}.meta")
-            creds[name] = (meta.get("generation", ""), meta.get("not-after", ""), records.text(f"credstat{index}"),
-                           records.text(f"credvalue{index}"))
+            creds[name] = Installed(meta.get("generation", ""), meta.get("not-after", ""),
+                                    records.text(f"credstat{index}"), records.text(f"credlink{index}"),
+                                    records.text(f"credvalue{index}"))
     marker = {}
     for line in records.text("last").split("\n"):
         key, _, value = line.partition("=")
@@ -169,7 +182,7 @@ def judge(host: Host, health: HostHealth, found: Read, sent: float, received: fl
     # clock skew: the node's clock against the middle of the round trip
     try:
         skew = float(found.text("clock")) - received  # printed at the very end: only the way back is between them
-        warn, crit = number(host, "zeta_health_skew_warn", 2), number(host, "zeta_health_skew_crit", 30)
+        warn, crit = setting(host, "zeta_health_skew_warn", 2), setting(host, "zeta_health_skew_crit", 30)
         level = Severity.CRITICAL if abs(skew) >= crit else Severity.WARNING if abs(skew) >= warn else Severity.OK
         health.add("clock_skew", level, f"clock off by {skew:+.2f}s", skew)
     except ValueError:
@@ -179,8 +192,8 @@ def judge(host: Host, health: HostHealth, found: Read, sent: float, received: fl
     generation = facts.get("generation", "?")
     rolled_at = found.rollback.get("at", "")
     shown_generation = shown(generation, line=True)
-    if rolled_at.isdigit() and int(rolled_at) > 0 and current != confirmed:
-        at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(rolled_at)))
+    if (frame.number(rolled_at) or 0) > 0 and current != confirmed:
+        at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(frame.number(rolled_at) or 0))
         health.add("nixos_generation", Severity.WARNING, f"rolled back to generation {shown_generation} at {at} "
                    "UTC (the last switch was not confirmed)")
     elif confirmed and current != confirmed:
@@ -188,7 +201,7 @@ def judge(host: Host, health: HostHealth, found: Read, sent: float, received: fl
                    "zetactl last confirmed")
     else:
         health.add("nixos_generation", Severity.OK, f"generation {shown_generation}",
-                   float(generation) if generation.isdigit() else None)
+                   float(n) if (n := frame.number(generation)) is not None else None)
     reboot = facts.get("reboot_needed") == "yes"
     health.add("reboot_needed", Severity.WARNING if reboot else Severity.OK,
                "reboot needed (booted kernel/initrd differ)" if reboot else "no reboot needed", 1.0 if reboot else 0.0)
@@ -202,16 +215,18 @@ def judge(host: Host, health: HostHealth, found: Read, sent: float, received: fl
         health.add("agents", Severity.CRITICAL if active < FLOOR else Severity.OK,
                    f"{active} agents active (at least {FLOOR} needed)", float(active))
     # disk and memory
-    dwarn, dcrit = number(host, "zeta_health_disk_warn", 85), number(host, "zeta_health_disk_crit", 95)
-    for entry in found.text("disks").split("\n"):
+    dwarn, dcrit = setting(host, "zeta_health_disk_warn", 85), setting(host, "zeta_health_disk_crit", 95)
+    if not found.text("disks"):
+        health.add("disk", Severity.UNKNOWN, "the node did not report its disks (df failed?)")
+    for entry in filter(None, found.text("disks").split("\n")):
         mount, _, used = entry.rpartition(" ")
-        percent = float(used.rstrip("%")) if used.rstrip("%").isdigit() else 0.0
+        percent = float(frame.number(used.rstrip("%")) or 0)
         level = Severity.CRITICAL if percent >= dcrit else Severity.WARNING if percent >= dwarn else Severity.OK
         health.add(f"disk:{shown(mount, line=True)}", level, f"{shown(mount, line=True)} {percent:.0f}% used", percent)
     mem = found.text("mem")
-    if mem.isdigit():
-        available = float(mem)
-        mwarn, mcrit = number(host, "zeta_health_mem_warn", 10), number(host, "zeta_health_mem_crit", 5)
+    if frame.number(mem) is not None:
+        available = float(frame.number(mem) or 0)
+        mwarn, mcrit = setting(host, "zeta_health_mem_warn", 10), setting(host, "zeta_health_mem_crit", 5)
         level = Severity.CRITICAL if available <= mcrit else Severity.WARNING if available <= mwarn else Severity.OK
         health.add("memory", level, f"{available:.0f}% memory available", available)
     # last run
@@ -228,9 +243,9 @@ def judge(host: Host, health: HostHealth, found: Read, sent: float, received: fl
                    f"{check.target}: {shown(answer, line=True) or 'no answer'}")
 
 
-def judge_credentials(health: HostHealth, on_node: Mapping[str, tuple[str, str, str, str]],
+def judge_credentials(health: HostHealth, on_node: Mapping[str, Installed],
                       records: Mapping[str, Mapping[str, Any]], host: Host) -> None:
-    soon = number(host, "zeta_health_cred_warn_days", 14) * 86400
+    soon = setting(host, "zeta_health_cred_warn_days", 14) * 86400
     now = time.time()
     for name, record in records.items():
         check = f"credential:{name}"
@@ -238,12 +253,16 @@ def judge_credentials(health: HostHealth, on_node: Mapping[str, tuple[str, str, 
         if installed is None:
             health.add(check, Severity.CRITICAL, f"{name} is not installed (zetactl creds push {name})")
             continue
-        generation, not_after, stat = installed[0], int(installed[1]) if installed[1].isdigit() else 0, installed[2]
-        value = installed[3]
+        generation, stat, value = installed.generation, installed.stat, installed.value
+        not_after = frame.number(installed.not_after) or 0
         sealed = record.get("hosts", {}).get(host.name, {}).get("digest", "")
         target = record["target"]
         if stat == "missing":
             health.add(check, Severity.CRITICAL, f"{name}: {target['path']} is missing (a reboot emptied /run?)")
+        elif installed.link != f"{GENERATIONS}/{name}/{generation}":
+            where = shown(installed.link, line=True) or "nothing"
+            health.add(check, Severity.CRITICAL, f"{name}: {target['path']} links to {where}, not to generation "
+                       f"{shown(generation, line=True)}")
         elif stat != f"{int(target['mode'], 8):o}:{target['owner']}:{target['group']}":
             health.add(check, Severity.CRITICAL, f"{name}: {target['path']} is {shown(stat, line=True)}, not "
                        f"{target['mode']}:{target['owner']}:{target['group']}")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from zetactl.health.checks import HostHealth, Severity, number
+from zetactl.health.checks import HostHealth, Severity, setting
 from zetactl.hubs import probe
 from zetactl.hubs.model import HubService, hub_services
 from zetactl.hubs.records import Tenant, all_tenants
 from zetactl.inventory import Host, Inventory
 from zetactl.remote import Records, Sh, lines
+from zetactl.remote.frame import number
 
 
 @dataclass
@@ -76,12 +77,12 @@ def judge_hubs(host: Host, health: HostHealth, records: Records, view: HubView) 
                f"{len(pending)} pending (zetactl hub reconcile): " + "; ".join(pending[:5]) if pending
                else "no pending revocations", float(len(pending)))
     found = records.under("cap")
-    cap = {k: int(found[k]) * 1024 for k in ("disk", "mem") if found.get(k, "").isdigit()}
+    cap = {k: n * 1024 for k in ("disk", "mem") if (n := number(found.get(k, ""))) is not None}
     if "disk" not in cap or "mem" not in cap:
         health.add("hub_capacity", Severity.UNKNOWN, "could not read free disk and memory")
         return
     fits = min(cap["disk"] // max(1, sum(s.tenant_disk for s in mine)),
                cap["mem"] // max(1, sum(s.tenant_memory for s in mine)))
-    warn = number(host, "zeta_health_hub_fits_warn", 3)
+    warn = setting(host, "zeta_health_hub_fits_warn", 3)
     level = Severity.CRITICAL if fits < 1 else Severity.WARNING if fits < warn else Severity.OK
     health.add("hub_capacity", level, f"room for {fits} more tenant(s)", float(fits))

@@ -26,6 +26,7 @@ import asyncssh
 
 from zetactl.errors import ZetaError
 from zetactl.remote import Answer, Sh, script, shown
+from zetactl.remote.frame import number
 from zetactl.remote.runner import run
 
 HASH_RE = re.compile(r"^[0-9a-f]{64}\Z")
@@ -62,7 +63,7 @@ def parse(text: str) -> list[Entry]:
     entries = []
     for line in text.split("\n"):
         fields = line.split()
-        if len(fields) != 5 or fields[0].startswith("#") or not fields[4].isdigit():
+        if len(fields) != 5 or fields[0].startswith("#") or number(fields[4]) is None:
             continue
         entries.append(Entry(fields[0], fields[1], fields[2], fields[3], int(fields[4])))
     return entries

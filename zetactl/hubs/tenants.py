@@ -47,6 +47,7 @@ from zetactl.hubs.records import Tenant, Token
 from zetactl.hubs.registry import Entry, FileRegistry, RegistryBackend, RegistryError
 from zetactl.inventory import Inventory
 from zetactl.remote import BadAnswer, Sh, lines, script, sh, shown, source
+from zetactl.remote.frame import number
 from zetactl.remote.runner import run
 from zetactl.steps.credential import GENERATIONS
 from zetactl.steps.credential import NODE_STATE as CREDS_STATE
@@ -161,7 +162,7 @@ async def capacity(hubs: Hubs) -> list[Capacity]:
             cap.error = f"the hub host's answer was not well formed: {exc}"
             return cap
         cap.tenants = len([line for line in found.get("tenants", "").split("\n") if line])
-        values = {k: int(found[k]) * 1024 for k in ("disk", "mem") if found.get(k, "").isdigit()}
+        values = {k: n * 1024 for k in ("disk", "mem") if (n := number(found.get(k, ""))) is not None}
         if "disk" not in values or "mem" not in values:
             cap.error = f"could not read free disk and memory: {shown(result.err.strip()[-200:])}"
         cap.free_disk, cap.mem_available = values.get("disk", 0), values.get("mem", 0)
@@ -358,8 +359,7 @@ async def installed_generations(hubs: Hubs, machine: str, names: list[str]) -> d
             records = (await run(conn, asked)).records()
     except (Unreachable, BadAnswer):
         return {}
-    return {name: int(records.text(f"g{index}")) for index, name in enumerate(names)
-            if records.text(f"g{index}").isdigit()}
+    return {name: n for index, name in enumerate(names) if (n := number(records.text(f"g{index}"))) is not None}
 
 
 def delivery_playbook(hubs: Hubs, tenant: Tenant, *, retire: bool = False) -> Path:

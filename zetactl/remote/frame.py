@@ -241,12 +241,19 @@ def sha_lines(value: bytes, wanted: Iterable[str]) -> dict[str, str]:
             raise BadAnswer(f"a malformed line of file hashes: {_preview(line)}")
         raw = match[3]
         if match[1]:
-            raw = re.sub(rb"\\(.)", lambda m: {b"n": b"\n", b"r": b"\r", b"\\": b"\\"}.get(m[1], b"\\" + m[1]), raw)
+            if not re.fullmatch(rb"(?:[^\\]|\\[nr\\])*", raw, re.S):
+                raise BadAnswer(f"an unknown escape in a file hash's name: {_preview(line)}")
+            raw = re.sub(rb"\\([nr\\])", lambda m: {b"n": b"\n", b"r": b"\r", b"\\": b"\\"}[m[1]], raw)
         name = decode(raw)
         if name not in asked or name in found:
             raise BadAnswer(f"a file hash answered for {shown(name, line=True)}, which was not asked for (or twice)")
         found[name] = match[2].decode()
     return found
+
+
+def number(text: str) -> int | None:
+    """A decimal number a node wrote (ASCII digits only: str.isdigit takes `²` too, which int() refuses)."""
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
 
 
 def fields(text: str, what: str) -> dict[str, str]:

@@ -14,6 +14,7 @@ Every value in a script goes through zetactl.remote's builder (sh(), cat(), scri
 from __future__ import annotations
 
 import base64
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -218,10 +219,12 @@ def write_file_script(path: str, content: bytes, mode: str | None, owner: str | 
         "022" if mode is None and not exists else "077")
     temp = Sh('"$zt"')
     parts = [
-        cat(Sh("zt="), parent + "/." + name + ".zeta-tmp.", Sh("$$")),
+        cat(Sh("zt="), temp_name(parent, name)),
         Sh("trap 'rm -f \"$zt\"' EXIT"),
         sh(Sh("umask"), umask),
+        Sh("set -C"),  # the temp file is made, never opened: O_EXCL (a link planted at its name is refused)
         _content_script(content),
+        Sh("set +C"),
     ]
     if exists:
         parts.append(Sh('sync -d "$zt" 2>/dev/null || true'))
@@ -231,7 +234,7 @@ def write_file_script(path: str, content: bytes, mode: str | None, owner: str | 
             fallback = [Sh('else chmod 0644 "$zt";')] if mode is None else []
             parts.append(sh(Sh("if [ -e"), path, Sh("]; then"), *[k + Sh(";") for k in keep], *fallback, Sh("fi")))
     if owner is not None or group is not None:
-        parts.append(sh(Sh("chown --"), _owner_group(owner, group), temp))
+        parts.append(sh(Sh("chown -h --"), _owner_group(owner, group), temp))
     if mode is not None and not by_umask:
         parts.append(sh(Sh("chmod --"), mode, temp))
     parts.append(sh(Sh("mv -f --"), temp, path))
@@ -240,6 +243,12 @@ def write_file_script(path: str, content: bytes, mode: str | None, owner: str | 
 
 
 PRINTF_LIMIT = 256 * 1024
+
+
+def temp_name(parent: str, name: str) -> str:
+    """A temp file's path next to `name`: its random part comes from the controller, inside the script on stdin,
+    so nobody on the node can know it beforehand (`$$` is in `ps`) and plant a link there."""
+    return f"{parent}/.{name}.zeta-{secrets.token_hex(6)}"
 
 
 def _content_script(content: bytes) -> Sh:

@@ -20,7 +20,7 @@ from typing import ClassVar
 from zetactl.creds import areas
 from zetactl.errors import BadInput
 from zetactl.remote import BadAnswer, Sh, fail, lines, script, sh, shown, source
-from zetactl.remote.frame import c_string, fields
+from zetactl.remote.frame import c_string, fields, number
 from zetactl.steps.base import Change, Decision, NoChange, Observed, Option, Step
 
 NODE_STATE = "/var/lib/zeta/creds"
@@ -77,13 +77,14 @@ class Credential(Step):
                       TARGET=self.record.target.path)
 
     def _installed(self, observed: Observed) -> tuple[int, str, bool]:
+        """(installed generation, its digest, whether its file has the wanted attributes and the path links to it)."""
         meta = fields(observed.get("meta", ""), f"{NODE_STATE}/{self.name}.meta")
-        generation = meta.get("generation", "")
+        generation = number(meta.get("generation", "")) or 0
         target = self.record.target
         stat = observed.get("stat", "").split(" ")
-        right = (len(stat) == 3 and stat[0].rjust(4, "0") == target.mode
-                 and stat[1] == target.owner and stat[2] == target.group)
-        return int(generation) if generation.isdigit() else 0, meta.get("digest", ""), right
+        right = (len(stat) == 3 and stat[0].rjust(4, "0") == target.mode and stat[1] == target.owner
+                 and stat[2] == target.group and observed.get("link") == f"{GENERATIONS}/{self.name}/{generation}")
+        return generation, meta.get("digest", ""), right
 
     def decide(self, observed: Observed) -> Decision:
         generation, digest, right = self._installed(observed)
@@ -96,7 +97,7 @@ class Credential(Step):
         value = observed.get("value")  # None: installed by a zetactl that kept no header to check it against
         replaced = value is not None and value != self.digest
         if self.args["retire"]:
-            old = [g for g in generations(observed) if g.isdigit() and int(g) != self.generation]
+            old = [g for g in generations(observed) if number(g) not in (None, self.generation)]
             if not current:
                 return Change(f"cannot retire: generation {self.generation} of {self.name} is not installed",
                               fail(f"generation {self.generation} of {self.name} is not installed", REFUSED))
@@ -112,7 +113,7 @@ class Credential(Step):
         if current:
             why = "its value was changed on the node: it no longer matches the envelope's digest (reinstall)"
         elif generation == self.generation and digest == self.digest:
-            why = "missing or wrong mode/owner (reinstall)"
+            why = "missing, wrong mode/owner, or its path links elsewhere (reinstall)"
         else:
             why = f"generation {generation or 'none'} -> {self.generation}"
         diff = (f"{self.name}: {why}; digest {digest[:12] or '-'}... -> {short}...; "
@@ -130,6 +131,8 @@ def generations(observed: Observed) -> list[str]:
     """The generation files of a credential on the node (`ls --quoting-style=c`: each name C-quoted)."""
     found = []
     for line in observed.get("gens", "").split("\n"):
+        if not line:
+            continue  # none yet (never installed, or a reboot emptied /run)
         name, end = c_string(line.encode("utf-8", "surrogateescape"), 0)
         if end != len(line.encode("utf-8", "surrogateescape")):
             raise BadAnswer(f"ls answered {shown(line[:60], line=True)!r}")

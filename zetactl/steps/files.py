@@ -22,6 +22,7 @@ from zetactl.steps.base import (
     attributes_drift,
     attributes_script,
     normalize_mode,
+    temp_name,
     write_file_script,
 )
 
@@ -31,6 +32,15 @@ OWNER = Option((str,), help="user name")
 GROUP = Option((str,), help="group name")
 STATE = Option((str,), default="present", choices=("present", "absent"))
 DIFF_LIMIT = 256 * 1024
+EDIT_LIMIT = 16 * 1024 * 1024  # line_in_file edits files up to this size
+
+
+def content(observed: Observed, limit: int) -> bytes | None:
+    """The file's bytes `zp_content` read, or None when it read none or more than `limit` (too large)."""
+    if "content" not in observed:
+        return None
+    data = base64.b64decode(observed["content"])
+    return data if len(data) <= limit else None
 
 
 class PathStep(Step):
@@ -155,10 +165,11 @@ class File(PathStep):
     def _diff(self, observed: Observed) -> str:
         if self.args["sensitive"]:
             return f"{self.path}: sensitive content changed (not shown)\n"
+        old_content = content(observed, DIFF_LIMIT)
         if observed.get("type") == "absent":
             old = b""
-        elif "content" in observed:
-            old = base64.b64decode(observed["content"])
+        elif old_content is not None:
+            old = old_content
         else:
             return f"{self.path}: content changed (old content not read: larger than {DIFF_LIMIT} bytes)\n"
         return unified_diff(self.path, old, self.data)
@@ -217,7 +228,7 @@ class LineInFile(PathStep):
         return (self.path, True)
 
     def probe_script(self) -> Sh:
-        return sh(Sh("zp_content"), self.path, 16 * 1024 * 1024)
+        return sh(Sh("zp_content"), self.path, EDIT_LIMIT)
 
     def verify_script(self) -> Sh:
         return EMPTY  # the batch's stat and sha256 tell whether the file now holds what decide computed
@@ -248,10 +259,11 @@ class LineInFile(PathStep):
             old = b""
         elif kind != "file":
             return Change(f"{self.path} is a {kind}", fail(f"{self.path} is not a regular file"))
-        elif "content" not in observed:
-            return Change(f"{self.path} too large", fail(f"{self.path} is too large to edit"))
         else:
-            old = base64.b64decode(observed["content"])
+            read = content(observed, EDIT_LIMIT)
+            if read is None:
+                return Change(f"{self.path} too large", fail(f"{self.path} is too large to edit"))
+            old = read
         text = old.decode("utf-8", errors="surrogateescape")
         lines = text.split("\n")  # only LF ends a line (str.splitlines would break at \x1e, \x85, U+2028 too)
         if lines[-1] == "":
@@ -316,7 +328,7 @@ class Symlink(PathStep):
             script = sh(Sh("ln -s --"), a["target"], self.path)
         else:
             script = lines(
-                cat(Sh("zt="), parent + "/." + name + ".zeta-tmp.", Sh("$$")),
+                cat(Sh("zt="), temp_name(parent, name)),
                 sh(Sh("ln -sfn --"), a["target"], temp),
                 sh(Sh("if [ -d"), self.path, Sh("] && [ ! -L"), self.path, Sh("]; then rm -rf --"), self.path,
                    Sh("; fi")) if a["force"] else EMPTY,

@@ -26,7 +26,7 @@ from typing import ClassVar
 
 from zetactl.errors import BadInput, Unreachable
 from zetactl.remote import EMPTY, Answer, BadAnswer, Records, Sh, fail, lines, names, script, source
-from zetactl.remote.frame import fields
+from zetactl.remote.frame import fields, number
 from zetactl.steps.base import (
     ActionContext,
     ActionResult,
@@ -221,7 +221,8 @@ class NixosRebuild(ActionStep):
             return ActionResult(False, "rolled back", "rolled-back",
                                 f"no confirmation within {self.args['confirm_timeout']:g}s ({why}); "
                                 f"{describe_rollback(rolled, previous)}", timings)
-        rc = int(result["rc"]) if result.get("rc", "").lstrip("-").isdigit() else 1
+        code = number(result.get("rc", ""))
+        rc = code if code is not None else 1
         generation = result.get("generation", "?")
         if verdict == "rollback":
             status = "failed-units" if rc == 4 else "activation-failed"

@@ -60,7 +60,7 @@ h() {
 }
 
 # zc_enter PATH: cd into PATH's folder one name at a time, making what is missing (root, 0755), and refuse a link or
-# a folder owned by anyone but root or $owner; the folder is entered before it is judged and `pwd -P` must be where
+# a folder owned by anyone but root or $owner, or one others may write to; the folder is entered before it is judged and `pwd -P` must be where
 # the walk is, so nothing swapped in meanwhile is followed. Leaves zc_name, the last name; the caller acts on
 # ./NAME in that folder, then leaves it (cd /).
 zc_enter() {
@@ -71,11 +71,14 @@ zc_enter() {
     zc_part=${zc_rest%%/*}; zc_rest=${zc_rest#*/}
     if [ ! -e "$zc_part" ] && [ ! -L "$zc_part" ]; then mkdir -m 0755 -- "$zc_part" || refuse "cannot make $zc_here/$zc_part"; fi
     [ ! -L "$zc_part" ] || refuse "$zc_here/$zc_part is a symbolic link"
-    cd -P -- "$zc_part" 2>/dev/null || refuse "$zc_here/$zc_part is not a folder"
+    cd -P -- "./$zc_part" 2>/dev/null || refuse "$zc_here/$zc_part is not a folder"  # ./: never CDPATH or -
     zc_here=$zc_here/$zc_part
     [ "$(pwd -P)" = "$zc_here" ] || refuse "$zc_here changed while it was entered"
-    zc_who=$(stat -c '%u %U' .)
-    case " $zc_who " in *" 0 "*|*" $owner "*) ;; *) refuse "$zc_here belongs to ${zc_who#* }, not root or $owner" ;; esac
+    zc_who=$(stat -c '%a %u %U' .)
+    case " ${zc_who#* } " in *" 0 "*|*" $owner "*) ;; *) refuse "$zc_here belongs to ${zc_who##* }, not root or $owner" ;; esac
+    case "${zc_who%% *}" in
+      *[2367][0-7]|*[2367]) refuse "$zc_here can be written by others than its owner (mode ${zc_who%% *})" ;;
+    esac
   done
   zc_name=$zc_rest
 }

@@ -8,7 +8,7 @@ chmod 0755 "$GENS/.." "$GENS"
 chmod 0700 "$GENS/../.in" "$STATE"
 W=$(mktemp -d "$GENS/../.in/XXXXXX")
 trap 'rm -rf "$W"' EXIT
-refuse() { echo "refused: $*" >&2; exit "$REFUSED"; }
+refuse() { printf 'refused: %s\n' "$*" >&2; exit "$REFUSED"; }
 S=$STATE
 printf '%s\n' "$ENVELOPE" | base64 -d > "$W/envelope.age"
 command -v age >/dev/null 2>&1 || refuse "the age tool is not installed on this node"
@@ -28,10 +28,12 @@ for old in "$G"/*; do  # keep the previous until retired
 done
 cp "$W/envelope.age" "$STATE/.$N.age.tmp" && mv -f "$STATE/.$N.age.tmp" "$STATE/$N.age"
 cp "$W/bound" "$STATE/.$N.hdr.tmp" && mv -f "$STATE/.$N.hdr.tmp" "$STATE/$N.hdr"  # to verify the value later
+set -f  # the units' names are split on spaces, never globbed
 for unit in $(h units); do  # a unit this node does not have (yet) is no error
   [ "$(systemctl show -p LoadState --value -- "$unit" 2>/dev/null)" = not-found ] && continue
   systemctl try-restart -- "$unit"
 done
+set +f
 # the marker last: a failed restart (or a cut connection) makes the next run install and restart again
 { printf 'generation %s\ndigest %s\nnot-after %s\npath %s\ninstalled %s\n' "$gen" "$d" "$na" "$path" \
     "$(date +%s)"; } > "$STATE/.$N.meta.tmp" && mv -f "$STATE/.$N.meta.tmp" "$STATE/$N.meta"

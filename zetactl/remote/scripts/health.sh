@@ -10,15 +10,23 @@ zh_file() {
   if [ -f "$2" ]; then zf "$1" "$(cat "$2")"; fi
 }
 
-# zh_cred INDEX NAME STATE: fields cred<INDEX> (the credential's marker), credstat<INDEX> (mode:owner:group of
-# the installed value, or `missing`) and credvalue<INDEX> (the digest of the value after its sealed header)
+# zh_cred INDEX NAME STATE GENS: fields cred<INDEX> (the credential's marker), credlink<INDEX> (where the link at
+# its path points), credstat<INDEX> (mode:owner:group of the installed generation's file, or `missing`) and
+# credvalue<INDEX> (that file's digest after its sealed header), the file read in zetactl's folder, not via the link
 zh_cred() {
   if [ -f "$3/$2.meta" ]; then
     zf "cred$1" "$(cat "$3/$2.meta")"
-    zh_p=$(sed -n 's/^path //p' "$3/$2.meta")
-    zf "credstat$1" "$(stat -L -c '%a:%U:%G' -- "$zh_p" || echo missing)"
-    if [ -f "$3/$2.hdr" ] && [ -f "$zh_p" ]; then
-      zh_v=$(cat -- "$3/$2.hdr" "$zh_p" | sha256sum); zf "credvalue$1" "${zh_v%% *}"
+    zh_g=''; zh_p=''
+    while IFS=' ' read -r zh_k zh_v; do
+      case "$zh_k" in generation) zh_g=$zh_v ;; path) zh_p=$zh_v ;; esac
+    done < "$3/$2.meta"
+    zf "credlink$1" "$(readlink -- "$zh_p")"
+    zh_f=$4/$2/$zh_g
+    if [ -n "$zh_g" ] && [ -f "$zh_f" ] && [ ! -L "$zh_f" ]; then
+      zf "credstat$1" "$(stat -c '%a:%U:%G' -- "$zh_f")"
+      if [ -f "$3/$2.hdr" ]; then zh_v=$(cat -- "$3/$2.hdr" "$zh_f" | sha256sum); zf "credvalue$1" "${zh_v%% *}"; fi
+    else
+      zf "credstat$1" missing
     fi
   fi
 }

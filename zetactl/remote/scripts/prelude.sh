@@ -10,7 +10,7 @@
 # zb VALUE: zn = the length of VALUE in bytes (bash counts characters under a UTF-8 locale: count under C)
 zb() {
   zb_set=${LC_ALL+x}; zb_old=${LC_ALL-}; LC_ALL=C; zn=${#1}
-  if [ -n "$zb_set" ]; then LC_ALL=$zb_old; else unset LC_ALL; fi
+  if [ -n "$zb_set" ]; then { LC_ALL=$zb_old; } 2>/dev/null; else unset LC_ALL; fi  # (a locale not installed: quiet)
 }
 
 # zf TAG VALUE: one record
@@ -48,10 +48,11 @@ zp_shas() {
   if [ $# -gt 0 ]; then zf "$zp_tag" "$(sha256sum -- "$@" 2>/dev/null)"; else zf "$zp_tag" ''; fi
 }
 
-# zp_content PATH LIMIT: field `content`, the file's bytes in base64, when it is a regular file of at most LIMIT bytes
+# zp_content PATH LIMIT: field `content`, at most LIMIT + 1 of the file's bytes in base64 (more than LIMIT: too
+# large), when it is a regular file. Read without following a link or waiting on a FIFO swapped in meanwhile.
 zp_content() {
-  if [ -f "$1" ] && [ ! -L "$1" ] && [ "$(stat -c %s -- "$1")" -le "$2" ]; then
-    zv content "$(base64 -w0 < "$1")"
+  if [ -f "$1" ] && [ ! -L "$1" ]; then
+    zv content "$(dd if="$1" iflag=nofollow,nonblock bs=$(($2 + 1)) count=1 status=none | base64 -w0)"
   fi
   return 0
 }

@@ -5,7 +5,7 @@ set -eu
 printf '%s\n' "$NAMES" | while IFS= read -r n; do
   [ -n "$n" ] || continue
   rm -rf -- "${GENS:?}/$n"
-  rm -f -- "$STATE/$n.meta" "$STATE/$n.age"
+  rm -f -- "$STATE/$n.meta" "$STATE/$n.age" "$STATE/$n.hdr"
 done
 printf '%s\n' "$PATHS" | while IFS= read -r p; do
   if [ -n "$p" ] && [ -L "$p" ]; then rm -f -- "$p"; fi
