@@ -82,6 +82,7 @@ class Renderer:
                                 basename=lambda p: str(p).rstrip("/").rsplit("/", 1)[-1])
         self._compiled: dict[str, jinja2.Template] = {}
         self._sent: dict[str, int] = {}  # host -> bytes of rendered files (MAX_HOST_PAYLOAD)
+        self._files: dict[str, Path] = {}  # `source:`/`src:` -> the file it names
         self._expressions: dict[str, Any] = {}
         self._groups = {name: inventory.group_hosts(name) for name in inventory.groups}
 
@@ -188,7 +189,9 @@ class Renderer:
         if not isinstance(ref, str):
             return None
         base = self.playbook.path.parent
-        source = playbook_file(base, ref, f"{step_cls.kind}: {option}", where)
+        source = self._files.get(ref)  # found once per run, not once per host (resolve() walks every folder)
+        if source is None:
+            source = self._files[ref] = playbook_file(base, ref, f"{step_cls.kind}: {option}", where)
         if not step_cls.payload_is_template:
             size = source.stat().st_size
             if size > MAX_RENDERED:
